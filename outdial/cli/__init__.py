@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from outdial.cli import run
 from outdial.cli.plan import plan
+from outdial.cli.up import demo, up
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns.")
+app.command()(up)
+app.command()(demo)
+app.command()(run.scheduler)
+app.command()(run.worker)
+app.command()(run.api)
+app.command()(run.simulator)
 app.command()(plan)
+app.add_typer(run.db_app, name="db")
 
 
 @app.callback()

@@ -1,0 +1,29 @@
+"""The HTTP API (``outdial api``): one FastAPI app made of one router per subject."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from api import health, jobs, webhooks
+from api.deps import Context
+from outdial.db import engine_for
+from outdial.settings import Settings, get_settings
+from providers.accounts import Account, load_accounts
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    accounts: dict[str, Account] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
+    app.state.context = Context(
+        engine=engine or engine_for(settings.resolved_database_url()),
+        settings=settings,
+        accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
+    )
+    for module in (health, jobs, webhooks):
+        app.include_router(module.router)
+    return app

@@ -1,0 +1,95 @@
+"""Commands that run a part of the stack: ``db``, ``scheduler``, ``worker``, ``api``, ``simulator``."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+import typer
+
+from outdial.settings import get_settings
+
+db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every migration not yet applied."""
+    from outdial.db import upgrade
+
+    upgrade()
+    typer.echo("database is at the newest migration")
+
+
+def scheduler() -> None:
+    """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
+    from outdial.db import get_engine
+    from outdial.logs import setup_logging
+    from scheduler.loop import Scheduler
+    from worker.app import DISPATCH_TASK, app
+
+    setup_logging()
+    settings = get_settings()
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def send(job_id: int) -> None:
+        app.send_task(DISPATCH_TASK, args=[job_id], queue=settings.queue)
+
+    Scheduler(get_engine(), settings, send).run(lambda: stopping)
+
+
+def worker(
+    concurrency: int = typer.Option(0, "--concurrency", "-c", help="Processes or threads (0: Celery's default)."),
+    pool: str = typer.Option("prefork", "--pool", "-P", help="Celery pool: prefork, threads, solo."),
+    loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+) -> None:
+    """A Celery worker that places calls (task events on, for Flower)."""
+    from worker.app import app
+
+    argv = ["worker", "-E", f"--pool={pool}", f"--loglevel={loglevel}", "-Q", get_settings().queue]
+    if concurrency:
+        argv.append(f"--concurrency={concurrency}")
+    app.worker_main(argv)
+
+
+def api(
+    host: str = typer.Option(None, "--host", help="Address to listen on."),
+    port: int = typer.Option(None, "--port", help="Port to listen on."),
+) -> None:
+    """The HTTP API (OpenAPI at /docs), provider webhooks included."""
+    import uvicorn
+
+    settings = get_settings()
+    uvicorn.run(
+        "api.app:create_app",
+        factory=True,
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        log_level="warning",
+    )
+
+
+def simulator(
+    host: str = typer.Option(None, "--host", help="Address to listen on."),
+    port: int = typer.Option(None, "--port", help="Port to listen on."),
+) -> None:
+    """Every provider's simulated API, in one process on one port."""
+    import uvicorn
+
+    settings = get_settings()
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    uvicorn.run(
+        "simulator.app:create_app",
+        factory=True,
+        host=host or settings.simulator_host,
+        port=port or settings.simulator_port,
+        log_level="warning",
+    )

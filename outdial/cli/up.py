@@ -1,0 +1,165 @@
+"""``outdial up`` (the whole stack) and ``outdial demo`` (a campaign run on it, start to finish)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import time
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from outdial.models import TERMINAL_STATES
+from outdial.settings import get_settings, reset_settings
+from outdial.stack import Stack
+
+console = Console(stderr=True)
+
+
+def up() -> None:
+    """Run the whole stack on this machine until Ctrl-C; with no settings, on the embedded default."""
+    settings = get_settings()
+    stack = Stack(settings, settings.data_dir / "logs")
+    try:
+        stack.start()
+        s = stack.settings
+        console.print(f"outdial is up: API http://{s.api_host}:{s.api_port}/docs, "
+                      f"simulator http://{s.simulator_host}:{s.simulator_port}, logs in {stack.log_dir}")
+        console.print("Ctrl-C stops everything.")
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        console.print("stopping ...")
+    finally:
+        stack.stop()
+
+
+DEMO_OUTCOMES = {"completed": 0.5, "no_answer": 0.25, "busy": 0.15, "voicemail": 0.1}
+
+
+def demo(
+    leads: Path = typer.Option(Path("examples/leads.csv"), "--leads", help="A CSV of leads with a phone column."),
+    timeout: float = typer.Option(170.0, "--timeout", help="Seconds to wait for every job to end."),
+    json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Run a campaign over the simulated CallKaro, with retries, until every job has ended."""
+    import os
+
+    from intake.campaigns import LeadIn, add_leads, create_campaign
+    from outdial.db import get_engine
+    from outdial.store import campaigns as campaign_store
+    from scheduler.spec import TimingFields
+
+    if not os.environ.get("OUTDIAL_DATABASE_URL"):
+        demo_dir = get_settings().data_dir / "demo"
+        shutil.rmtree(demo_dir, ignore_errors=True)  # every demo run starts from an empty database
+        os.environ["OUTDIAL_DATA_DIR"] = str(demo_dir)
+        reset_settings()
+    settings = get_settings()
+    stack = Stack(settings, settings.data_dir / "logs")
+    try:
+        stack.start()
+        settings = stack.settings
+        sim_url = f"http://{settings.simulator_host}:{settings.simulator_port}"
+        httpx.post(f"{sim_url}/_sim/config/callkaro", json={"outcome_mix": DEMO_OUTCOMES, "outcome_delay_s": 1.0})
+        engine = get_engine()
+        now = datetime.now(UTC)
+        # Simulated calls ring nobody, so the demo turns callee hours off to run at any hour.
+        timing = TimingFields(number_of_retries=2, gap_between_retries=[0, 1], callee_hours=None)
+        campaign_id = create_campaign(engine, settings, "demo", "sim-callkaro", timing, now)
+        with engine.connect() as conn:
+            campaign = campaign_store.by_id(conn, campaign_id)
+        assert campaign is not None
+        rows = _read_leads(leads)
+        added = add_leads(engine, settings, campaign, rows, now)
+        console.print(f"campaign 'demo': {added.accepted} leads from {leads}, 2 retries on no answer, busy, failure")
+        summary = _watch(engine, campaign_id, timeout, stack)
+        summary["simulator"] = httpx.get(f"{sim_url}/_sim/stats").json()["providers"]["callkaro"]
+        summary["max_requests_per_attempt"] = _max_requests_per_attempt(engine, campaign_id, summary["simulator"])
+    finally:
+        stack.stop()
+    _report(summary, json_out)
+    if summary["not_terminal"]:
+        raise typer.Exit(1)
+
+
+def _read_leads(path: Path) -> list[Any]:
+    from intake.campaigns import LeadIn
+
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        return [
+            LeadIn(phone=row.pop("phone"), variables=dict(row), source_row=i)
+            for i, row in enumerate(reader, start=2)
+        ]
+
+
+def _watch(engine: Any, campaign_id: int, timeout: float, stack: Stack) -> dict[str, Any]:
+    from outdial.store import jobs as job_store
+
+    started = time.monotonic()
+    counts: dict[str, int] = {}
+    with Live(console=console, refresh_per_second=2) as live:
+        while time.monotonic() - started < timeout:
+            stack.check_alive()
+            with engine.connect() as conn:
+                counts = job_store.counts_by_state(conn, campaign_id)
+            live.update(_progress_table(counts, time.monotonic() - started))
+            if counts and all(state in TERMINAL_STATES for state in counts):
+                break
+            time.sleep(0.5)
+    with engine.connect() as conn:
+        outcomes = job_store.outcome_counts(conn, campaign_id)
+    return {
+        "jobs": sum(counts.values()),
+        "states": counts,
+        "outcomes": outcomes,
+        "not_terminal": sum(n for s, n in counts.items() if s not in TERMINAL_STATES),
+        "seconds": round(time.monotonic() - started, 1),
+    }
+
+
+def _progress_table(counts: dict[str, int], elapsed: float) -> Table:
+    table = Table(title=f"campaign 'demo' - {elapsed:.0f} s")
+    table.add_column("state")
+    table.add_column("jobs", justify="right")
+    for state, n in sorted(counts.items()):
+        table.add_row(state, str(n))
+    return table
+
+
+def _max_requests_per_attempt(engine: Any, campaign_id: int, sim: dict[str, Any]) -> int:
+    """From the simulator's side: calls it accepted per number, against attempts recorded per number."""
+    from outdial.store import jobs as job_store
+
+    with engine.connect() as conn:
+        recorded = job_store.accepted_attempts_by_number(conn, campaign_id)
+    accepted = Counter(sim["accepted_by_number"])
+    # Every accepted call matches one recorded attempt: more on the simulator's side means a double dial.
+    return max((accepted[n] - recorded.get(n, 0) + 1 for n in accepted), default=0)
+
+
+def _report(summary: dict[str, Any], json_out: bool) -> None:
+    if json_out:
+        typer.echo(json.dumps(summary))
+        return
+    table = Table(title=f"demo finished in {summary['seconds']} s: {summary['jobs']} jobs")
+    table.add_column("outcome of the last attempt")
+    table.add_column("jobs", justify="right")
+    for outcome, n in sorted(summary["outcomes"].items()):
+        table.add_row(outcome, str(n))
+    Console().print(table)
+    typer.echo(f"jobs by state: {json.dumps(summary['states'])}")
+    typer.echo(f"calls the simulator accepted: {summary['simulator']['accepted']}; "
+               f"most requests for one attempt: {summary['max_requests_per_attempt']}")
+    if summary["not_terminal"]:
+        typer.echo(f"{summary['not_terminal']} jobs had not ended in time", err=True)

@@ -1,0 +1,244 @@
+"""The shared data model: campaigns, leads, jobs, attempts, provider events, do-not-call, API keys.
+
+Times are stored as UTC. A job's ``next_due_at`` is the only clock that
+decides when it is placed; the broker never holds a future call.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+# SQLite only auto-increments INTEGER PRIMARY KEY, so big ids are INTEGER there.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in Python; ``timestamptz`` on PostgreSQL, naive UTC text on SQLite."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class JobState(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    DIALING = "dialing"
+    ACCEPTED = "accepted"
+    COMPLETED = "completed"
+    EXHAUSTED = "exhausted"
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    SUPPRESSED = "suppressed"
+    UNKNOWN = "unknown"
+
+
+ACTIVE_STATES = frozenset({JobState.SCHEDULED, JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED})
+TERMINAL_STATES = frozenset(set(JobState) - ACTIVE_STATES)
+
+
+class CampaignState(StrEnum):
+    ACTIVE = "active"
+    PAUSED = "paused"
+    CANCELLED = "cancelled"
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    account: Mapped[str] = mapped_column(String(100))
+    state: Mapped[str] = mapped_column(String(20), default=CampaignState.ACTIVE)
+    # The campaign layer of the SPEC 5 fields (TimingFields.given()).
+    timing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retry_on: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    cron: Mapped[str | None] = mapped_column(String(100))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    next_round_at: Mapped[datetime | None]
+    calls_per_minute: Mapped[int | None] = mapped_column(Integer)
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (UniqueConstraint("campaign_id", "phone", name="uq_leads_campaign_phone"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone: Mapped[str] = mapped_column(String(20))
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The lead layer of the SPEC 5 fields (schedule_at, timezone, priority from the CSV).
+    timing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    source_row: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Job(Base):
+    """One call to place, with its attempt budget; a campaign round makes one per lead."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (
+        # Claiming due jobs reads only scheduled rows that are due: cost follows the due
+        # jobs, not the backlog.
+        Index(
+            "ix_jobs_due",
+            "next_due_at",
+            postgresql_where=text("state = 'scheduled'"),
+            sqlite_where=text("state = 'scheduled'"),
+        ),
+        # Leases: the few jobs in flight, found without reading the rest.
+        Index(
+            "ix_jobs_in_flight",
+            "state",
+            "state_changed_at",
+            postgresql_where=text("state IN ('queued', 'dialing', 'accepted')"),
+            sqlite_where=text("state IN ('queued', 'dialing', 'accepted')"),
+        ),
+        Index("ix_jobs_campaign_state", "campaign_id", "state"),
+        Index("ix_jobs_lead_round", "lead_id", "round"),
+        UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int | None] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    lead_id: Mapped[int | None] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
+    round: Mapped[int] = mapped_column(Integer, default=1)
+    account: Mapped[str] = mapped_column(String(100))
+    to_number: Mapped[str] = mapped_column(String(20))
+    variables: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Per-call provider options that override the account's (agent_id, language, batch_id).
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The merged SPEC 5 fields (campaign, then lead, then job) the rules are compiled from.
+    timing: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    retry_on: Mapped[list[Any]] = mapped_column(JSON, default=list)
+
+    state: Mapped[str] = mapped_column(String(20), default=JobState.SCHEDULED)
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    next_due_at: Mapped[datetime | None]
+    # The end of the effective window next_due_at lies in, as far as it was computed:
+    # before it, dispatch needs no recheck.
+    window_end: Mapped[datetime | None]
+    state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    attempts_used: Mapped[int] = mapped_column(Integer, default=0)
+    # Re-sends after transport trouble in the current attempt; they do not use the budget.
+    transport_retries: Mapped[int] = mapped_column(Integer, default=0)
+    provider_call_id: Mapped[str | None] = mapped_column(String(200))
+    last_outcome: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attempt(Base):
+    """One request sent (or about to be sent) to a provider for a job."""
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("job_id", "seq", name="uq_attempts_job_seq"),
+        Index("ix_attempts_provider_call", "provider", "provider_call_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    number: Mapped[int] = mapped_column(Integer)  # which attempt of the budget (1-based)
+    seq: Mapped[int] = mapped_column(Integer)  # every request of the job, in order
+    account: Mapped[str] = mapped_column(String(100))
+    provider: Mapped[str] = mapped_column(String(40))
+    due_at: Mapped[datetime | None]
+    requested_at: Mapped[datetime]
+    responded_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    latency_ms: Mapped[float | None]
+    http_status: Mapped[int | None] = mapped_column(Integer)
+    provider_call_id: Mapped[str | None] = mapped_column(String(200))
+    # accepted | retry_safe | unknown | rejected; None while the request is in flight.
+    result: Mapped[str | None] = mapped_column(String(20))
+    error_code: Mapped[str | None] = mapped_column(String(100))
+    error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    raw_status: Mapped[str | None] = mapped_column(String(100))
+
+
+class ProviderEvent(Base):
+    """A raw webhook or status-poll result, kept as received; applied at most once."""
+
+    __tablename__ = "provider_events"
+    __table_args__ = (UniqueConstraint("provider", "event_key", name="uq_provider_events_key"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    provider: Mapped[str] = mapped_column(String(40))
+    account: Mapped[str | None] = mapped_column(String(100))
+    event_key: Mapped[str] = mapped_column(String(300))
+    provider_call_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    kind: Mapped[str] = mapped_column(String(40))  # webhook | poll
+    payload: Mapped[str] = mapped_column(Text)
+    # The adapter's reading of the payload, so an event that arrives before its call id
+    # is recorded can be applied later without parsing it again.
+    raw_status: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str | None] = mapped_column(String(20))
+    ended_at: Mapped[datetime | None]
+    received_at: Mapped[datetime] = mapped_column(default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(BigId)
+    # What applying it did: applied, duplicate_outcome, stale, noted, unmatched.
+    applied: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class DncNumber(Base):
+    __tablename__ = "dnc_numbers"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)
+    source: Mapped[str | None] = mapped_column(String(200))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,120 @@
+"""The whole stack on one machine (``outdial up``): Redis, database, simulator, API, scheduler, worker.
+
+Every part runs as a child process in a session of its own, so stopping the
+stack can end each part and everything it started, and leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from outdial.db import upgrade
+from outdial.embedded import EmbeddedRedis, ensure_redis
+from outdial.settings import Settings, get_settings, reset_settings
+from providers.accounts import load_accounts
+
+ROLES = ("simulator", "api", "scheduler", "worker")
+
+
+def fill_demo_credentials(settings: Settings) -> None:
+    """Give the ``sim-*`` accounts the simulator's public demo values where their variables are unset."""
+    from simulator.app import simulators
+    from simulator.base import DEMO_WEBHOOK_SECRET
+
+    sims = simulators()
+    for account in load_accounts(settings.accounts_file).values():
+        sim = sims.get(account.provider)
+        if not account.name.startswith("sim-") or sim is None:
+            continue
+        for key, env in account.credentials.items():
+            if key in sim.demo_credentials:
+                os.environ.setdefault(env, sim.demo_credentials[key])
+        if account.webhook_secret_env:
+            os.environ.setdefault(account.webhook_secret_env, DEMO_WEBHOOK_SECRET)
+
+
+@dataclass
+class Stack:
+    settings: Settings
+    log_dir: Path
+    worker_args: list[str] = field(default_factory=lambda: ["--pool", "threads", "--concurrency", "8"])
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    redis: EmbeddedRedis | None = None
+
+    def start(self) -> None:
+        os.environ["OUTDIAL_DATABASE_URL"] = self.settings.resolved_database_url()
+        if not self.settings.redis_url:
+            self.redis = ensure_redis(self.settings)
+            os.environ["OUTDIAL_REDIS_URL"] = self.redis.url
+        os.environ.setdefault("OUTDIAL_PUBLIC_URL", f"http://{self.settings.api_host}:{self.settings.api_port}")
+        os.environ.setdefault(
+            "OUTDIAL_SIMULATOR_URL", f"http://{self.settings.simulator_host}:{self.settings.simulator_port}"
+        )
+        reset_settings()
+        self.settings = get_settings()
+        fill_demo_credentials(self.settings)
+        upgrade(self.settings.resolved_database_url())
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for role in ROLES:
+            args = [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
+            log = (self.log_dir / f"{role}.log").open("ab")
+            self.processes[role] = subprocess.Popen(
+                args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout_s: float = 60) -> None:
+        s = self.settings
+        urls = [
+            f"http://{s.api_host}:{s.api_port}/healthz",
+            f"http://{s.simulator_host}:{s.simulator_port}/_sim/healthz",
+        ]
+        deadline = time.monotonic() + timeout_s
+        for url in urls:
+            while True:
+                self.check_alive()
+                try:
+                    if httpx.get(url, timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{url} did not answer within {timeout_s:.0f} s; logs in {self.log_dir}")
+                time.sleep(0.2)
+
+    def check_alive(self) -> None:
+        for role, proc in self.processes.items():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{role} exited with status {proc.returncode}; see {self.log_dir / role}.log")
+
+    def stop(self, timeout_s: float = 15) -> None:
+        """SIGTERM to each part's whole process group, then SIGKILL to what is left."""
+        for proc in reversed(list(self.processes.values())):
+            _signal_group(proc, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            _signal_group(proc, signal.SIGKILL)
+            proc.wait()
+        self.processes.clear()
+        if self.redis is not None:
+            self.redis.stop()
+            self.redis = None
+
+
+def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass

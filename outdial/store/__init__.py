@@ -1,0 +1,1 @@
+"""All of outdial's SQL, by subject; nothing outside this package writes a query."""

@@ -1,0 +1,64 @@
+"""Campaigns and their leads."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, insert, select, update
+
+from outdial.models import Campaign, Lead
+
+campaigns = Campaign.__table__
+leads = Lead.__table__
+
+
+def create(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(insert(campaigns).values(**values).returning(campaigns.c.id)).scalar_one())
+
+
+def by_name(conn: Connection, name: str) -> Row[Any] | None:
+    return conn.execute(select(campaigns).where(campaigns.c.name == name)).first()
+
+
+def by_id(conn: Connection, campaign_id: int) -> Row[Any] | None:
+    return conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).first()
+
+
+def all_campaigns(conn: Connection) -> Sequence[Row[Any]]:
+    return conn.execute(select(campaigns).order_by(campaigns.c.id)).all()
+
+
+def campaign_state(conn: Connection, campaign_id: int) -> str | None:
+    found = conn.execute(select(campaigns.c.state).where(campaigns.c.id == campaign_id)).scalar()
+    return str(found) if found is not None else None
+
+
+def set_state(
+    conn: Connection, campaign_id: int, expected: Sequence[str], new: str, now: datetime, reason: str | None
+) -> bool:
+    result = conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == campaign_id, campaigns.c.state.in_(list(expected)))
+        .values(state=new, pause_reason=reason, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def insert_leads(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """Insert leads; the ids of the new ones (rows are expected to be new)."""
+    if not rows:
+        return []
+    return [int(r[0]) for r in conn.execute(insert(leads).returning(leads.c.id), list(rows))]
+
+
+def existing_phones(conn: Connection, campaign_id: int, phones: Sequence[str]) -> set[str]:
+    if not phones:
+        return set()
+    query = select(leads.c.phone).where(leads.c.campaign_id == campaign_id, leads.c.phone.in_(list(phones)))
+    return {str(r[0]) for r in conn.execute(query)}
+
+
+def leads_of(conn: Connection, campaign_id: int) -> Sequence[Row[Any]]:
+    return conn.execute(select(leads).where(leads.c.campaign_id == campaign_id).order_by(leads.c.id)).all()

@@ -1,0 +1,43 @@
+"""Raw provider events: stored as received, deduplicated by the provider's key."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from outdial.models import ProviderEvent
+
+events = ProviderEvent.__table__
+
+
+def store_event(conn: Connection, values: dict[str, Any]) -> int | None:
+    """Insert one event; None if an event with the same (provider, event_key) is already stored."""
+    dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+    stmt = (
+        dialect_insert(events)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "event_key"])
+        .returning(events.c.id)
+    )
+    found = conn.execute(stmt).scalar()
+    return int(found) if found is not None else None
+
+
+def mark_event(conn: Connection, event_id: int, applied: str, job_id: int | None = None) -> None:
+    conn.execute(update(events).where(events.c.id == event_id).values(applied=applied, job_id=job_id))
+
+
+def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[Row[Any]]:
+    """Events that arrived before the call id they name was recorded."""
+    return conn.execute(
+        select(events)
+        .where(
+            events.c.provider == provider,
+            events.c.provider_call_id == call_id,
+            events.c.applied == "unmatched",
+        )
+        .order_by(events.c.id)
+    ).all()

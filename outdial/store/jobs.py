@@ -1,0 +1,246 @@
+"""Job state changes. Each one is conditional on the state it expects.
+
+A redelivered task, a second scheduler or a retried webhook finds the row no
+longer in that state, changes nothing, and so can never cause a second dial.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, func, insert, or_, select, update
+
+from outdial.models import Attempt, Campaign, CampaignState, Job, JobState
+
+jobs = Job.__table__
+attempts = Attempt.__table__
+campaigns = Campaign.__table__
+
+
+def set_state(
+    conn: Connection,
+    job_id: int,
+    expected: str,
+    new: str,
+    now: datetime,
+    **values: Any,
+) -> bool:
+    """Move one job from ``expected`` to ``new``; False if it was not in ``expected``."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == expected)
+        .values(state=new, state_changed_at=now, **values)
+    )
+    return result.rowcount == 1
+
+
+def reschedule(
+    conn: Connection, job_id: int, expected: str, due: datetime, window_end: datetime | None, now: datetime
+) -> bool:
+    return set_state(
+        conn, job_id, expected, JobState.SCHEDULED, now, next_due_at=due, window_end=window_end
+    )
+
+
+def insert_job(conn: Connection, values: dict[str, Any]) -> int:
+    return int(conn.execute(insert(jobs).values(**values).returning(jobs.c.id)).scalar_one())
+
+
+def job_by_idempotency_key(conn: Connection, key: str) -> int | None:
+    found = conn.execute(select(jobs.c.id).where(jobs.c.idempotency_key == key)).scalar()
+    return int(found) if found is not None else None
+
+
+def get_job(conn: Connection, job_id: int) -> Row[Any] | None:
+    return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+
+
+# Scheduler ------------------------------------------------------------------------------
+
+_CLAIM_COLUMNS = (
+    jobs.c.id,
+    jobs.c.to_number,
+    jobs.c.timing,
+    jobs.c.next_due_at,
+    jobs.c.window_end,
+    jobs.c.priority,
+)
+
+
+def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Scheduled jobs due by ``now`` in active campaigns (or none), best priority first.
+
+    The partial index on ``next_due_at WHERE state = 'scheduled'`` keeps this
+    proportional to the due jobs, whatever the size of the future backlog.
+    """
+    query = (
+        select(*_CLAIM_COLUMNS)
+        .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
+        .where(
+            jobs.c.state == JobState.SCHEDULED,
+            jobs.c.next_due_at <= now,
+            or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
+        )
+        .order_by(jobs.c.priority.desc(), jobs.c.next_due_at)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+def mark_queued(conn: Connection, job_ids: Sequence[int], now: datetime) -> list[int]:
+    """``scheduled -> queued`` for those of ``job_ids`` still scheduled; the ids this call moved."""
+    if not job_ids:
+        return []
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id.in_(job_ids), jobs.c.state == JobState.SCHEDULED)
+        .values(state=JobState.QUEUED, state_changed_at=now)
+        .returning(jobs.c.id)
+    )
+    return [int(r[0]) for r in result]
+
+
+def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -> Sequence[Row[Any]]:
+    """Jobs in flight that have sat in ``state`` since before ``older_than`` (lost messages, dead workers)."""
+    return conn.execute(
+        select(jobs.c.id, jobs.c.state_changed_at, jobs.c.account, jobs.c.provider_call_id)
+        .where(jobs.c.state == state, jobs.c.state_changed_at < older_than)
+        .order_by(jobs.c.state_changed_at)
+        .limit(limit)
+    ).all()
+
+
+def renew_queued(conn: Connection, job_id: int, seen_at: datetime, now: datetime) -> bool:
+    """Take over a stale queued job for re-sending, unless someone else did first."""
+    result = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED, jobs.c.state_changed_at == seen_at)
+        .values(state_changed_at=now)
+    )
+    return result.rowcount == 1
+
+
+# Worker ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialStart:
+    job_id: int
+    attempt_id: int
+    number: int
+    account: str
+    to_number: str
+    variables: dict[str, Any]
+    due_at: datetime | None
+
+
+def begin_dial(conn: Connection, job: Row[Any], provider: str, now: datetime) -> DialStart | None:
+    """``queued -> dialing`` and the attempt row, in the caller's transaction.
+
+    After this commits, a request may leave at any moment: a crash from here on
+    leaves the job in ``dialing`` for reconciliation, never for a blind redial.
+    """
+    resend = job.transport_retries > 0 and job.attempts_used > 0
+    number = job.attempts_used if resend else job.attempts_used + 1
+    if not set_state(conn, job.id, JobState.QUEUED, JobState.DIALING, now, attempts_used=number):
+        return None
+    seq = conn.execute(select(func.count()).where(attempts.c.job_id == job.id)).scalar_one() + 1
+    attempt_id = conn.execute(
+        insert(attempts)
+        .values(
+            job_id=job.id,
+            number=number,
+            seq=seq,
+            account=job.account,
+            provider=provider,
+            due_at=job.next_due_at,
+            requested_at=now,
+        )
+        .returning(attempts.c.id)
+    ).scalar_one()
+    return DialStart(
+        job.id, int(attempt_id), number, job.account, job.to_number, dict(job.variables), job.next_due_at
+    )
+
+
+def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
+    conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
+
+
+def open_attempt(conn: Connection, job_id: int) -> Row[Any] | None:
+    """The job's newest attempt."""
+    return conn.execute(
+        select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.seq.desc()).limit(1)
+    ).first()
+
+
+def attempt_for_call(conn: Connection, provider: str, call_id: str) -> Row[Any] | None:
+    return conn.execute(
+        select(attempts).where(attempts.c.provider == provider, attempts.c.provider_call_id == call_id)
+    ).first()
+
+
+def settle_attempt(
+    conn: Connection, attempt_id: int, outcome: str, raw_status: str, ended_at: datetime
+) -> bool:
+    """Give an attempt its outcome once; False if it already had one."""
+    result = conn.execute(
+        update(attempts)
+        .where(attempts.c.id == attempt_id, attempts.c.outcome.is_(None))
+        .values(outcome=outcome, raw_status=raw_status, ended_at=ended_at)
+    )
+    return result.rowcount == 1
+
+
+# Campaign-level -------------------------------------------------------------------------
+
+
+def cancel_jobs(conn: Connection, campaign_id: int, now: datetime) -> int:
+    """Cancel every job of a campaign that has not been handed to a worker."""
+    result = conn.execute(
+        update(jobs)
+        .where(
+            jobs.c.campaign_id == campaign_id,
+            jobs.c.state.in_([JobState.SCHEDULED, JobState.QUEUED]),
+        )
+        .values(state=JobState.CANCELLED, state_changed_at=now, reason="cancelled")
+    )
+    return int(result.rowcount)
+
+
+def counts_by_state(conn: Connection, campaign_id: int | None = None) -> dict[str, int]:
+    query = select(jobs.c.state, func.count()).group_by(jobs.c.state)
+    if campaign_id is not None:
+        query = query.where(jobs.c.campaign_id == campaign_id)
+    return {str(state): int(n) for state, n in conn.execute(query)}
+
+
+def jobs_in(conn: Connection, ids: Iterable[int]) -> Sequence[Row[Any]]:
+    return conn.execute(select(jobs).where(jobs.c.id.in_(list(ids)))).all()
+
+
+def attempts_of(conn: Connection, job_id: int) -> Sequence[Row[Any]]:
+    return conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.seq)).all()
+
+
+def outcome_counts(conn: Connection, campaign_id: int) -> dict[str, int]:
+    """Jobs per final state and last outcome, e.g. ``completed/voicemail``."""
+    query = (
+        select(jobs.c.state, jobs.c.last_outcome, func.count())
+        .where(jobs.c.campaign_id == campaign_id)
+        .group_by(jobs.c.state, jobs.c.last_outcome)
+    )
+    return {f"{state}/{outcome or '-'}": int(n) for state, outcome, n in conn.execute(query)}
+
+
+def accepted_attempts_by_number(conn: Connection, campaign_id: int) -> dict[str, int]:
+    query = (
+        select(jobs.c.to_number, func.count())
+        .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+        .where(jobs.c.campaign_id == campaign_id, attempts.c.result == "accepted")
+        .group_by(jobs.c.to_number)
+    )
+    return {str(n): int(c) for n, c in conn.execute(query)}

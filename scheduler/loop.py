@@ -1,0 +1,117 @@
+"""The scheduler: claims due jobs from the database and hands their ids to Celery.
+
+The database owns time. A job reaches the broker only once it is due, as a
+task carrying its id and nothing else; ``scheduled -> queued`` is committed
+first and is conditional, so two schedulers never enqueue the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+
+from outdial.models import JobState
+from outdial.settings import Settings
+from outdial.store import jobs as job_store
+from scheduler.spec import rules_for
+from scheduler.timing import Closed, recheck
+
+log = logging.getLogger("outdial.scheduler")
+
+SendJob = Callable[[int], None]
+
+
+@dataclass
+class TickReport:
+    enqueued: list[int] = field(default_factory=list)
+    carried_over: int = 0
+    closed: int = 0
+    resent: int = 0
+    lost: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.enqueued or self.carried_over or self.closed)
+
+
+@dataclass
+class Scheduler:
+    engine: Engine
+    settings: Settings
+    send_job: SendJob
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        now = now or datetime.now(UTC)
+        report = TickReport()
+        with self.engine.begin() as conn:
+            ready: list[int] = []
+            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch):
+                if job.window_end is not None and now < job.window_end:
+                    ready.append(job.id)
+                    continue
+                # Rule 7: claimed late, after its window closed: carry over or expire.
+                step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
+                if isinstance(step, Closed):
+                    job_store.set_state(conn, job.id, JobState.SCHEDULED, step.outcome, now, reason=step.reason)
+                    report.closed += 1
+                elif step.at > now:
+                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, step.at, step.window[1], now)
+                    report.carried_over += 1
+                else:
+                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, job.next_due_at, step.window[1], now)
+                    ready.append(job.id)
+            moved = set(job_store.mark_queued(conn, ready, now))
+        # Sent only after the commit: a worker must find the job queued. A crash in
+        # between leaves it queued, and the queued lease below sends it again.
+        for job_id in ready:
+            if job_id in moved:
+                self.send_job(job_id)
+                report.enqueued.append(job_id)
+        self.reconcile(now, report)
+        return report
+
+    def reconcile(self, now: datetime, report: TickReport) -> None:
+        """Move on jobs stuck in flight: lost messages, dead workers, outcomes that never came."""
+        s = self.settings
+        with self.engine.begin() as conn:
+            stale_queued = job_store.stale_jobs(
+                conn, JobState.QUEUED, now - timedelta(seconds=s.queued_lease_s), s.scheduler_batch
+            )
+            resend = [j.id for j in stale_queued if job_store.renew_queued(conn, j.id, j.state_changed_at, now)]
+            # In ``dialing`` the request may have left: never redial blindly.
+            for job in job_store.stale_jobs(
+                conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
+            ):
+                if job_store.set_state(
+                    conn, job.id, JobState.DIALING, JobState.UNKNOWN, now, reason="worker lost during the request"
+                ):
+                    report.lost += 1
+            for job in job_store.stale_jobs(
+                conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
+            ):
+                if job_store.set_state(
+                    conn, job.id, JobState.ACCEPTED, JobState.UNKNOWN, now, reason="no outcome reported in time"
+                ):
+                    report.lost += 1
+        for job_id in resend:
+            self.send_job(job_id)
+            report.resent += 1
+
+    def run(self, stop: Callable[[], bool]) -> None:
+        log.info("scheduler started")
+        while not stop():
+            try:
+                report = self.tick()
+            except Exception:  # a database or broker hiccup must not end the loop
+                log.exception("scheduler tick failed")
+                time.sleep(self.settings.scheduler_interval_s)
+                continue
+            if report.enqueued:
+                log.info("enqueued %d jobs", len(report.enqueued))
+            if len(report.enqueued) < self.settings.scheduler_batch:
+                time.sleep(self.settings.scheduler_interval_s)

@@ -1,0 +1,74 @@
+"""One process, one port, every provider's simulator at its documented paths (``outdial simulator``)."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+import simulator
+from simulator.base import Dropped, ProviderSim
+
+_NOT_SIMULATORS = {"app", "base"}
+
+
+def simulators() -> dict[str, ProviderSim]:
+    found: dict[str, ProviderSim] = {}
+    for info in pkgutil.iter_modules(simulator.__path__):
+        if info.name.startswith("_") or info.name in _NOT_SIMULATORS:
+            continue
+        sim = getattr(importlib.import_module(f"simulator.{info.name}"), "SIMULATOR", None)
+        if isinstance(sim, ProviderSim):
+            found[sim.name] = sim
+    return found
+
+
+class DropConnection:
+    """Closes the connection without an answer when a handler raises :class:`Dropped`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except Dropped:
+            # Raising out of the ASGI app makes the server abort the connection unanswered.
+            raise ConnectionAbortedError("simulated dropped connection") from None
+
+
+def create_app(config: dict[str, dict[str, Any]] | None = None) -> Any:
+    sims = simulators()
+    for name, changes in (config or {}).items():
+        if name in sims:
+            sims[name].configure(changes)
+    app = FastAPI(title="outdial provider simulator")
+    for sim in sims.values():
+        app.include_router(sim.router)
+
+    @app.get("/_sim/stats")
+    def stats() -> dict[str, Any]:
+        return {"providers": {name: sim.stats() for name, sim in sims.items()}}
+
+    @app.post("/_sim/config/{provider}")
+    async def configure(provider: str, request: Request) -> dict[str, Any]:
+        if provider not in sims:
+            raise HTTPException(404, f"no simulator for {provider}")
+        sims[provider].configure(await request.json())
+        return sims[provider].config.model_dump()
+
+    @app.post("/_sim/reset")
+    def reset() -> Response:
+        for sim in sims.values():
+            sim.reset()
+        return Response(status_code=204)
+
+    @app.get("/_sim/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.state.simulators = sims
+    return DropConnection(app)

@@ -1,0 +1,124 @@
+"""Shared fixtures: a migrated database on SQLite *and* PostgreSQL, the real Redis, test settings.
+
+``engine`` is parametrised, so every test that takes it runs on both
+backends. PostgreSQL gets a database of its own per test session (parallel
+runs on one server do not meet); each test starts from empty tables.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, create_engine, text
+
+from outdial.db import make_engine, upgrade
+from outdial.models import Base
+from outdial.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("OUTDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("OUTDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+IN_CI = os.environ.get("CI") == "true"
+TESTS_DIR = Path(__file__).resolve().parent
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(message)  # CI must run against the real services, never skip them
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> Iterator[str]:
+    name = f"outdial_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    upgrade(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'outdial.db'}"
+    upgrade(url)
+    return url
+
+
+def _empty(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(t.name for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture(scope="session")
+def _engines() -> dict[str, Engine]:
+    return {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """The URL of a migrated, empty database, on each backend in turn."""
+    url: str = request.getfixturevalue(f"{'pg' if request.param == 'postgresql' else 'sqlite'}_url")
+    return url
+
+
+@pytest.fixture
+def engine(db_url: str, _engines: dict[str, Engine]) -> Engine:
+    if db_url not in _engines:
+        _engines[db_url] = make_engine(db_url)
+    eng = _engines[db_url]
+    _empty(eng)
+    return eng
+
+
+@pytest.fixture
+def redis_url() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+ACCOUNTS_TOML = """
+[accounts.ck]
+provider = "callkaro"
+base_url = "http://callkaro.test"
+credentials = { api_key = "OUTDIAL_TEST_CK_KEY" }
+webhook_secret = "OUTDIAL_TEST_WEBHOOK_SECRET"
+options = { agent_id = "sim-agent" }
+"""
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings for a test: its own data dir, a test accounts file, secrets only in the environment."""
+    accounts = tmp_path / "accounts.toml"
+    accounts.write_text(ACCOUNTS_TOML)
+    monkeypatch.setenv("OUTDIAL_TEST_CK_KEY", "sim-key")
+    monkeypatch.setenv("OUTDIAL_TEST_WEBHOOK_SECRET", "test-webhook-secret")
+    return Settings(
+        data_dir=tmp_path / "var",
+        accounts_file=accounts,
+        queue=f"outdial.test.{uuid.uuid4().hex[:8]}",
+        transport_backoff_base_s=0.01,
+        transport_backoff_cap_s=0.05,
+    )

@@ -1,0 +1,48 @@
+"""The Celery application: one task per call, at-least-once delivery, idempotent effects.
+
+Every setting that matters for not losing or doubling a call is here, each
+with its reason.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from outdial.settings import Settings, get_settings
+
+DISPATCH_TASK = "outdial.dispatch_call"
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    return dict(
+        broker_url=settings.broker_url(),
+        # Outcomes live in the database; a result backend would only duplicate them.
+        task_ignore_result=True,
+        task_serializer="json",
+        accept_content=["json"],
+        task_default_queue=settings.queue,
+        task_routes={DISPATCH_TASK: {"queue": settings.queue}},
+        # Ack after the task ran, and give the message back if the worker process dies:
+        # a lost worker never loses a job; the conditional queued -> dialing makes the
+        # second delivery harmless.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # A dispatch is one short HTTP request: a few messages per process keep it busy
+        # without stranding many behind one slow provider.
+        worker_prefetch_multiplier=4,
+        # Redis redelivers an unacked message after this long; it must exceed the longest
+        # task (one provider request with its time-outs) by far, or live tasks run twice.
+        broker_transport_options={"visibility_timeout": 3600},
+        # Flower sees a job from the moment it is sent, not only once a worker takes it.
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+    )
+
+
+app = Celery("outdial", include=["worker.tasks"])
+# Read when first needed, not at import: importing the tasks must not start a Redis.
+app.add_defaults(lambda: celery_config(get_settings()))

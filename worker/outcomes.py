@@ -1,0 +1,124 @@
+"""Applying what a provider says about a call: once, in any order, from a webhook or a poll."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Connection, Engine
+
+from outdial.models import JobState
+from outdial.settings import Settings
+from outdial.store import events as event_store
+from outdial.store import jobs as job_store
+from providers.base import CallEvent
+from scheduler.retries import after_outcome
+from scheduler.spec import rules_for
+
+
+def record_event(
+    engine: Engine,
+    provider: str,
+    account: str | None,
+    event: CallEvent,
+    payload: str,
+    kind: str,
+    now: datetime,
+    settings: Settings,
+) -> str:
+    """Store a raw event and apply it; what it did: duplicate, noted, unmatched, applied, stale, ..."""
+    with engine.begin() as conn:
+        event_id = event_store.store_event(
+            conn,
+            {
+                "provider": provider,
+                "account": account,
+                "event_key": event.event_key,
+                "provider_call_id": event.provider_call_id,
+                "kind": kind,
+                "payload": payload,
+                "raw_status": event.raw_status,
+                "outcome": event.outcome,
+                "ended_at": event.ended_at,
+                "received_at": now,
+            },
+        )
+        if event_id is None:
+            return "duplicate"
+        if event.outcome is None:
+            event_store.mark_event(conn, event_id, "noted")
+            return "noted"
+        return apply_outcome(
+            conn,
+            event_id,
+            provider,
+            event.provider_call_id,
+            event.outcome,
+            event.raw_status,
+            event.ended_at or now,
+            now,
+            settings,
+        )
+
+
+def apply_outcome(
+    conn: Connection,
+    event_id: int,
+    provider: str,
+    call_id: str,
+    outcome: str,
+    raw_status: str,
+    ended_at: datetime,
+    now: datetime,
+    settings: Settings,
+) -> str:
+    attempt = job_store.attempt_for_call(conn, provider, call_id)
+    if attempt is None:
+        # The webhook beat the worker's own record of the call id: kept, applied when it lands.
+        event_store.mark_event(conn, event_id, "unmatched")
+        return "unmatched"
+    if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at):
+        event_store.mark_event(conn, event_id, "duplicate_outcome", attempt.job_id)
+        return "duplicate_outcome"
+    job = job_store.get_job(conn, attempt.job_id)
+    if job is None or job.state != JobState.ACCEPTED or job.provider_call_id != call_id:
+        event_store.mark_event(conn, event_id, "stale", attempt.job_id)
+        return "stale"
+    step = after_outcome(
+        rules_for(job.timing, job.to_number, settings),
+        job.retry_on,
+        outcome,
+        job.attempts_used,
+        attempt.due_at or attempt.requested_at,
+        ended_at,
+    )
+    moved = job_store.set_state(
+        conn,
+        job.id,
+        JobState.ACCEPTED,
+        step.state,
+        now,
+        next_due_at=step.due,
+        window_end=step.window_end,
+        last_outcome=outcome,
+        reason=step.reason,
+        transport_retries=0,
+    )
+    event_store.mark_event(conn, event_id, "applied" if moved else "stale", job.id)
+    return "applied" if moved else "stale"
+
+
+def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetime, settings: Settings) -> None:
+    """Apply events that arrived before ``call_id`` was recorded."""
+    for event in event_store.unmatched_events(conn, provider, call_id):
+        if event.outcome is not None:
+            apply_outcome(
+                conn,
+                event.id,
+                provider,
+                call_id,
+                event.outcome,
+                event.raw_status or "",
+                event.ended_at or now,
+                now,
+                settings,
+            )

@@ -1,0 +1,34 @@
+"""Celery tasks, under stable ``outdial.*`` names other services can ``send_task`` to.
+
+Arguments are ids and plain data: never credentials.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+import httpx
+
+from outdial.db import get_engine
+from outdial.settings import get_settings
+from providers.accounts import load_accounts
+from worker.app import DISPATCH_TASK, app
+from worker.dispatch import Dispatcher
+
+
+@cache
+def dispatcher() -> Dispatcher:
+    """One per worker process, made after the fork so no connection is shared between processes."""
+    settings = get_settings()
+    return Dispatcher(
+        engine=get_engine(),
+        settings=settings,
+        accounts=load_accounts(settings.accounts_file),
+        client=httpx.Client(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)),
+    )
+
+
+@app.task(name=DISPATCH_TASK)
+def dispatch_call(job_id: int) -> str:
+    """Place the call of job ``job_id`` if it is still queued and inside its window."""
+    return dispatcher().dispatch(int(job_id))
