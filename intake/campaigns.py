@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row
+from sqlalchemy import Engine
 
 from intake.enqueue import job_values
 from outdial.models import CampaignState
 from outdial.settings import Settings
+from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
@@ -77,7 +78,7 @@ class LeadsAdded:
 
 
 def add_leads(
-    engine: Engine, settings: Settings, campaign: Row[Any], leads: Sequence[LeadIn], now: datetime
+    engine: Engine, settings: Settings, campaign: AnyRow, leads: Sequence[LeadIn], now: datetime
 ) -> LeadsAdded:
     """Store new leads and their round's jobs; numbers already in the campaign are counted, not added."""
     result = LeadsAdded()

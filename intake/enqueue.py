@@ -12,11 +12,12 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import ConfigDict, Field
-from sqlalchemy import Connection, Engine, Row
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from outdial.models import JobState
 from outdial.settings import Settings
+from outdial.store import AnyRow
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
 from scheduler.admit import admit, merge_layers
@@ -91,7 +92,7 @@ def enqueue_call(
     now: datetime,
     settings: Settings,
     idempotency_key: str | None = None,
-    campaign: Row[Any] | None = None,
+    campaign: AnyRow | None = None,
 ) -> Enqueued:
     """Create the job for one call; a repeated ``idempotency_key`` returns the first job instead."""
     parse_number(body.to_number)

@@ -60,7 +60,6 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
 
-
     def broker_url(self) -> str:
         """The Redis URL, starting the embedded server first when none is configured."""
         if self.redis_url:

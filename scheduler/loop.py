@@ -88,14 +88,24 @@ class Scheduler:
                 conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
             ):
                 if job_store.set_state(
-                    conn, job.id, JobState.DIALING, JobState.UNKNOWN, now, reason="worker lost during the request"
+                    conn,
+                    job.id,
+                    JobState.DIALING,
+                    JobState.UNKNOWN,
+                    now,
+                    reason="worker lost during the request",
                 ):
                     report.lost += 1
             for job in job_store.stale_jobs(
                 conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
             ):
                 if job_store.set_state(
-                    conn, job.id, JobState.ACCEPTED, JobState.UNKNOWN, now, reason="no outcome reported in time"
+                    conn,
+                    job.id,
+                    JobState.ACCEPTED,
+                    JobState.UNKNOWN,
+                    now,
+                    reason="no outcome reported in time",
                 ):
                     report.lost += 1
         for job_id in resend:

@@ -285,7 +285,9 @@ def compile_rules(
     gaps = (
         (default_gap_minutes,)
         if gaps_given is None
-        else tuple(gaps_given) if isinstance(gaps_given, list) else (gaps_given,)
+        else tuple(gaps_given)
+        if isinstance(gaps_given, list)
+        else (gaps_given,)
     )
     return Rules(
         zones=zones,

@@ -15,7 +15,7 @@ import os
 import random
 import time
 import uuid
-from collections import Counter, defaultdict, deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -85,7 +85,9 @@ class ProviderSim:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     def configure(self, changes: dict[str, Any]) -> None:
-        self.config = self.config.model_copy(update=SimConfig.model_validate({**self.config.model_dump(), **changes}).model_dump())
+        self.config = self.config.model_copy(
+            update=SimConfig.model_validate({**self.config.model_dump(), **changes}).model_dump()
+        )
         if self.config.seed is not None:
             self.rng.seed(self.config.seed)
 
@@ -174,7 +176,9 @@ class ProviderSim:
                 await _post_with_retries(client, url, body, headers)
 
 
-async def _post_with_retries(client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+async def _post_with_retries(
+    client: httpx.AsyncClient, url: str, body: dict[str, Any], headers: dict[str, str]
+) -> None:
     """Providers retry failed webhooks; so does the simulator, a few times."""
     for delay in (0.0, 1.0, 3.0, 10.0):
         await asyncio.sleep(delay)

@@ -74,7 +74,7 @@ async def create_call(request: Request) -> Response:
         body = json.loads(raw) if raw else None
     except json.JSONDecodeError:
         body = None
-    to = body.get("to_number") if isinstance(body, dict) and isinstance(body.get("to_number"), str) else ""
+    to = str(body.get("to_number")) if isinstance(body, dict) and isinstance(body.get("to_number"), str) else ""
 
     async def handle() -> Response:
         key = request.headers.get("x-api-key")

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, Row
+from sqlalchemy import Connection, Engine
 
 from outdial.models import CampaignState, JobState
 from outdial.settings import Settings
+from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
@@ -70,7 +70,7 @@ class Dispatcher:
         log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
         return str(sent.result.verdict)
 
-    def _hold(self, conn: Connection, job: Row[Any], now: datetime) -> str | None:
+    def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | None:
         """Reasons not to dial right now; each moves the job on from ``queued``."""
         if dnc_store.is_listed(conn, job.to_number):
             job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SUPPRESSED, now, reason="do_not_call")
@@ -95,7 +95,7 @@ class Dispatcher:
             return "carried_over"
         return None
 
-    def _prepare(self, conn: Connection, job: Row[Any], now: datetime) -> tuple[Account, httpx.Request] | str:
+    def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | str:
         account = self.accounts.get(job.account)
         try:
             if account is None:
@@ -118,7 +118,7 @@ class Dispatcher:
     def _record(
         self,
         conn: Connection,
-        job: Row[Any],
+        job: AnyRow,
         start: job_store.DialStart,
         account: Account,
         result: DialResult,
@@ -159,7 +159,7 @@ class Dispatcher:
             job_store.set_state(conn, job.id, dialing, JobState.REJECTED, now, reason=reason)
 
     def _resend_later(
-        self, conn: Connection, job: Row[Any], start: job_store.DialStart, result: DialResult, now: datetime
+        self, conn: Connection, job: AnyRow, start: job_store.DialStart, result: DialResult, now: datetime
     ) -> None:
         """Transport trouble before the provider took the call: wait and resend, without using a retry."""
         settings = self.settings

@@ -28,7 +28,7 @@ def dispatcher() -> Dispatcher:
     )
 
 
-@app.task(name=DISPATCH_TASK)
+@app.task(name=DISPATCH_TASK)  # type: ignore[untyped-decorator]
 def dispatch_call(job_id: int) -> str:
     """Place the call of job ``job_id`` if it is still queued and inside its window."""
     return dispatcher().dispatch(int(job_id))

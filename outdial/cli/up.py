@@ -31,8 +31,10 @@ def up() -> None:
     try:
         stack.start()
         s = stack.settings
-        console.print(f"outdial is up: API http://{s.api_host}:{s.api_port}/docs, "
-                      f"simulator http://{s.simulator_host}:{s.simulator_port}, logs in {stack.log_dir}")
+        console.print(
+            f"outdial is up: API http://{s.api_host}:{s.api_port}/docs, "
+            f"simulator http://{s.simulator_host}:{s.simulator_port}, logs in {stack.log_dir}"
+        )
         console.print("Ctrl-C stops everything.")
         while True:
             stack.check_alive()
@@ -54,7 +56,7 @@ def demo(
     """Run a campaign over the simulated CallKaro, with retries, until every job has ended."""
     import os
 
-    from intake.campaigns import LeadIn, add_leads, create_campaign
+    from intake.campaigns import add_leads, create_campaign
     from outdial.db import get_engine
     from outdial.store import campaigns as campaign_store
     from scheduler.spec import TimingFields
@@ -98,8 +100,7 @@ def _read_leads(path: Path) -> list[Any]:
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)
         return [
-            LeadIn(phone=row.pop("phone"), variables=dict(row), source_row=i)
-            for i, row in enumerate(reader, start=2)
+            LeadIn(phone=row.pop("phone"), variables=dict(row), source_row=i) for i, row in enumerate(reader, start=2)
         ]
 
 
@@ -159,7 +160,9 @@ def _report(summary: dict[str, Any], json_out: bool) -> None:
         table.add_row(outcome, str(n))
     Console().print(table)
     typer.echo(f"jobs by state: {json.dumps(summary['states'])}")
-    typer.echo(f"calls the simulator accepted: {summary['simulator']['accepted']}; "
-               f"most requests for one attempt: {summary['max_requests_per_attempt']}")
+    typer.echo(
+        f"calls the simulator accepted: {summary['simulator']['accepted']}; "
+        f"most requests for one attempt: {summary['max_requests_per_attempt']}"
+    )
     if summary["not_terminal"]:
         typer.echo(f"{summary['not_terminal']} jobs had not ended in time", err=True)

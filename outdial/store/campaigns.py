@@ -6,27 +6,28 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, select, update
+from sqlalchemy import Connection, insert, select, update
 
 from outdial.models import Campaign, Lead
+from outdial.store import AnyRow, table
 
-campaigns = Campaign.__table__
-leads = Lead.__table__
+campaigns = table(Campaign)
+leads = table(Lead)
 
 
 def create(conn: Connection, values: dict[str, Any]) -> int:
     return int(conn.execute(insert(campaigns).values(**values).returning(campaigns.c.id)).scalar_one())
 
 
-def by_name(conn: Connection, name: str) -> Row[Any] | None:
+def by_name(conn: Connection, name: str) -> AnyRow | None:
     return conn.execute(select(campaigns).where(campaigns.c.name == name)).first()
 
 
-def by_id(conn: Connection, campaign_id: int) -> Row[Any] | None:
+def by_id(conn: Connection, campaign_id: int) -> AnyRow | None:
     return conn.execute(select(campaigns).where(campaigns.c.id == campaign_id)).first()
 
 
-def all_campaigns(conn: Connection) -> Sequence[Row[Any]]:
+def all_campaigns(conn: Connection) -> Sequence[AnyRow]:
     return conn.execute(select(campaigns).order_by(campaigns.c.id)).all()
 
 
@@ -60,5 +61,5 @@ def existing_phones(conn: Connection, campaign_id: int, phones: Sequence[str]) -
     return {str(r[0]) for r in conn.execute(query)}
 
 
-def leads_of(conn: Connection, campaign_id: int) -> Sequence[Row[Any]]:
+def leads_of(conn: Connection, campaign_id: int) -> Sequence[AnyRow]:
     return conn.execute(select(leads).where(leads.c.campaign_id == campaign_id).order_by(leads.c.id)).all()

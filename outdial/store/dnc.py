@@ -9,8 +9,9 @@ from sqlalchemy import Connection, delete, exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import DncNumber
+from outdial.store import table
 
-dnc = DncNumber.__table__
+dnc = table(DncNumber)
 
 
 def is_listed(conn: Connection, phone: str) -> bool:

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import ProviderEvent
+from outdial.store import AnyRow, table
 
-events = ProviderEvent.__table__
+events = table(ProviderEvent)
 
 
 def store_event(conn: Connection, values: dict[str, Any]) -> int | None:
@@ -30,7 +31,7 @@ def mark_event(conn: Connection, event_id: int, applied: str, job_id: int | None
     conn.execute(update(events).where(events.c.id == event_id).values(applied=applied, job_id=job_id))
 
 
-def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[Row[Any]]:
+def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[AnyRow]:
     """Events that arrived before the call id they name was recorded."""
     return conn.execute(
         select(events)

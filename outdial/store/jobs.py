@@ -11,13 +11,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from outdial.models import Attempt, Campaign, CampaignState, Job, JobState
+from outdial.store import AnyRow, table
 
-jobs = Job.__table__
-attempts = Attempt.__table__
-campaigns = Campaign.__table__
+jobs = table(Job)
+attempts = table(Attempt)
+campaigns = table(Campaign)
 
 
 def set_state(
@@ -40,9 +41,7 @@ def set_state(
 def reschedule(
     conn: Connection, job_id: int, expected: str, due: datetime, window_end: datetime | None, now: datetime
 ) -> bool:
-    return set_state(
-        conn, job_id, expected, JobState.SCHEDULED, now, next_due_at=due, window_end=window_end
-    )
+    return set_state(conn, job_id, expected, JobState.SCHEDULED, now, next_due_at=due, window_end=window_end)
 
 
 def insert_job(conn: Connection, values: dict[str, Any]) -> int:
@@ -54,7 +53,7 @@ def job_by_idempotency_key(conn: Connection, key: str) -> int | None:
     return int(found) if found is not None else None
 
 
-def get_job(conn: Connection, job_id: int) -> Row[Any] | None:
+def get_job(conn: Connection, job_id: int) -> AnyRow | None:
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
 
 
@@ -70,7 +69,7 @@ _CLAIM_COLUMNS = (
 )
 
 
-def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[Row[Any]]:
+def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[AnyRow]:
     """Scheduled jobs due by ``now`` in active campaigns (or none), best priority first.
 
     The partial index on ``next_due_at WHERE state = 'scheduled'`` keeps this
@@ -103,7 +102,7 @@ def mark_queued(conn: Connection, job_ids: Sequence[int], now: datetime) -> list
     return [int(r[0]) for r in result]
 
 
-def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -> Sequence[Row[Any]]:
+def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -> Sequence[AnyRow]:
     """Jobs in flight that have sat in ``state`` since before ``older_than`` (lost messages, dead workers)."""
     return conn.execute(
         select(jobs.c.id, jobs.c.state_changed_at, jobs.c.account, jobs.c.provider_call_id)
@@ -137,7 +136,7 @@ class DialStart:
     due_at: datetime | None
 
 
-def begin_dial(conn: Connection, job: Row[Any], provider: str, now: datetime) -> DialStart | None:
+def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> DialStart | None:
     """``queued -> dialing`` and the attempt row, in the caller's transaction.
 
     After this commits, a request may leave at any moment: a crash from here on
@@ -161,31 +160,27 @@ def begin_dial(conn: Connection, job: Row[Any], provider: str, now: datetime) ->
         )
         .returning(attempts.c.id)
     ).scalar_one()
-    return DialStart(
-        job.id, int(attempt_id), number, job.account, job.to_number, dict(job.variables), job.next_due_at
-    )
+    return DialStart(job.id, int(attempt_id), number, job.account, job.to_number, dict(job.variables), job.next_due_at)
 
 
 def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
     conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
 
 
-def open_attempt(conn: Connection, job_id: int) -> Row[Any] | None:
+def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:
     """The job's newest attempt."""
     return conn.execute(
         select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.seq.desc()).limit(1)
     ).first()
 
 
-def attempt_for_call(conn: Connection, provider: str, call_id: str) -> Row[Any] | None:
+def attempt_for_call(conn: Connection, provider: str, call_id: str) -> AnyRow | None:
     return conn.execute(
         select(attempts).where(attempts.c.provider == provider, attempts.c.provider_call_id == call_id)
     ).first()
 
 
-def settle_attempt(
-    conn: Connection, attempt_id: int, outcome: str, raw_status: str, ended_at: datetime
-) -> bool:
+def settle_attempt(conn: Connection, attempt_id: int, outcome: str, raw_status: str, ended_at: datetime) -> bool:
     """Give an attempt its outcome once; False if it already had one."""
     result = conn.execute(
         update(attempts)
@@ -218,11 +213,11 @@ def counts_by_state(conn: Connection, campaign_id: int | None = None) -> dict[st
     return {str(state): int(n) for state, n in conn.execute(query)}
 
 
-def jobs_in(conn: Connection, ids: Iterable[int]) -> Sequence[Row[Any]]:
+def jobs_in(conn: Connection, ids: Iterable[int]) -> Sequence[AnyRow]:
     return conn.execute(select(jobs).where(jobs.c.id.in_(list(ids)))).all()
 
 
-def attempts_of(conn: Connection, job_id: int) -> Sequence[Row[Any]]:
+def attempts_of(conn: Connection, job_id: int) -> Sequence[AnyRow]:
     return conn.execute(select(attempts).where(attempts.c.job_id == job_id).order_by(attempts.c.seq)).all()
 
 
