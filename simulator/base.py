@@ -75,6 +75,9 @@ class ProviderSim:
     default_account: str = ""
     # The public demo credentials it accepts, by the credential names of the accounts file.
     demo_credentials: dict[str, str] = field(default_factory=dict)
+    # The provider's own 429 and 5xx answers; (retry_after_s) -> response and () -> response.
+    rate_limited: Callable[[float], Response] | None = None
+    server_error: Callable[[], Response] | None = None
     config: SimConfig = field(default_factory=SimConfig)
     requests: Counter[str] = field(default_factory=Counter)  # per phone number
     accepted: Counter[str] = field(default_factory=Counter)
@@ -124,6 +127,8 @@ class ProviderSim:
         if cfg.max_concurrent is not None and self.in_flight >= cfg.max_concurrent:
             return self.too_many(1.0)
         if self.rng.random() < cfg.error_5xx_rate:
+            if self.server_error is not None:
+                return self.server_error()
             return JSONResponse({"status": "error", "message": "Server error"}, status_code=500)
         self.in_flight += 1
         try:
@@ -137,6 +142,8 @@ class ProviderSim:
             self.in_flight -= 1
 
     def too_many(self, retry_after: float) -> Response:
+        if self.rate_limited is not None:
+            return self.rate_limited(retry_after)
         return JSONResponse(
             {"status": "error", "message": "Too many requests"},
             status_code=429,
