@@ -85,8 +85,9 @@ def demo(
         added = add_leads(engine, settings, campaign, rows, now)
         console.print(f"campaign 'demo': {added.accepted} leads from {leads}, 2 retries on no answer, busy, failure")
         summary = _watch(engine, campaign_id, timeout, stack)
-        summary["simulator"] = httpx.get(f"{sim_url}/_sim/stats").json()["providers"]["callkaro"]
-        summary["max_requests_per_attempt"] = _max_requests_per_attempt(engine, campaign_id, summary["simulator"])
+        sim = httpx.get(f"{sim_url}/_sim/stats").json()["providers"]["callkaro"]
+        summary["simulator"] = {"requests": sim["requests"], "accepted": sim["accepted"]}
+        summary["max_requests_per_attempt"] = _max_requests_per_attempt(engine, campaign_id, sim)
     finally:
         stack.stop()
     _report(summary, json_out)
