@@ -122,3 +122,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         transport_backoff_base_s=0.01,
         transport_backoff_cap_s=0.05,
     )
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings() -> Iterator[None]:
+    """Tests that set OUTDIAL_* variables get settings read anew, and leave none cached behind."""
+    from outdial.settings import reset_settings
+
+    reset_settings()
+    yield
+    reset_settings()
