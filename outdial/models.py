@@ -162,6 +162,9 @@ class Job(Base):
     window_end: Mapped[datetime | None]
     state_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
+    # When the status poller last asked the provider about this job's call.
+    checked_at: Mapped[datetime | None]
+
     attempts_used: Mapped[int] = mapped_column(Integer, default=0)
     # Re-sends after transport trouble in the current attempt; they do not use the budget.
     transport_retries: Mapped[int] = mapped_column(Integer, default=0)

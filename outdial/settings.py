@@ -44,6 +44,11 @@ class Settings(BaseSettings):
     dialing_lease_s: float = Field(default=120.0, gt=0)
     # A job left in ``accepted`` this long never got an outcome.
     accepted_lease_s: float = Field(default=3600.0, gt=0)
+    # Ask the provider's status API about a call whose webhook has not come after this long,
+    # and again at most every poll_interval_s.
+    poll_after_s: float = Field(default=120.0, gt=0)
+    poll_interval_s: float = Field(default=60.0, gt=0)
+    poll_batch: int = Field(default=100, ge=1)
 
     provider_connect_timeout_s: float = Field(default=5.0, gt=0)
     provider_read_timeout_s: float = Field(default=15.0, gt=0)

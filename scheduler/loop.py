@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from outdial.models import JobState
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from scheduler.poller import StatusPoller
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
 
@@ -33,6 +34,7 @@ class TickReport:
     closed: int = 0
     resent: int = 0
     lost: int = 0
+    polled: int = 0
 
     @property
     def busy(self) -> bool:
@@ -44,6 +46,8 @@ class Scheduler:
     engine: Engine
     settings: Settings
     send_job: SendJob
+    poller: StatusPoller | None = None
+    last_poll: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -73,6 +77,11 @@ class Scheduler:
                 self.send_job(job_id)
                 report.enqueued.append(job_id)
         self.reconcile(now, report)
+        if self.poller is not None and (
+            self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
+        ):
+            self.last_poll = now
+            report.polled = self.poller.poll(now)
         return report
 
     def reconcile(self, now: datetime, report: TickReport) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -64,7 +64,7 @@ class Dispatcher:
         extra = {"job_id": job_id, "attempt": start.number, "account": account.name}
         log.info("dialing", extra=extra)
         sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
-        done = datetime.now(UTC)
+        done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:
             self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
         log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})

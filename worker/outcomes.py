@@ -80,7 +80,9 @@ def apply_outcome(
         event_store.mark_event(conn, event_id, "duplicate_outcome", attempt.job_id)
         return "duplicate_outcome"
     job = job_store.get_job(conn, attempt.job_id)
-    if job is None or job.state != JobState.ACCEPTED or job.provider_call_id != call_id:
+    # An ``unknown`` job whose call id we hold is reconciled by the outcome the provider reports.
+    awaiting = (JobState.ACCEPTED, JobState.UNKNOWN)
+    if job is None or job.state not in awaiting or job.provider_call_id != call_id:
         event_store.mark_event(conn, event_id, "stale", attempt.job_id)
         return "stale"
     step = after_outcome(
@@ -94,7 +96,7 @@ def apply_outcome(
     moved = job_store.set_state(
         conn,
         job.id,
-        JobState.ACCEPTED,
+        job.state,
         step.state,
         now,
         next_due_at=step.due,

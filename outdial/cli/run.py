@@ -24,9 +24,13 @@ def db_upgrade() -> None:
 
 def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
+    import httpx
+
     from outdial.db import get_engine
     from outdial.logs import setup_logging
+    from providers.accounts import load_accounts
     from scheduler.loop import Scheduler
+    from scheduler.poller import StatusPoller
     from worker.app import DISPATCH_TASK, app
 
     setup_logging()
@@ -43,7 +47,9 @@ def scheduler() -> None:
     def send(job_id: int) -> None:
         app.send_task(DISPATCH_TASK, args=[job_id], queue=settings.queue)
 
-    Scheduler(get_engine(), settings, send).run(lambda: stopping)
+    engine = get_engine()
+    poller = StatusPoller(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
+    Scheduler(engine, settings, send, poller).run(lambda: stopping)
 
 
 def worker(

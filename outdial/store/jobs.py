@@ -239,3 +239,29 @@ def accepted_attempts_by_number(conn: Connection, campaign_id: int) -> dict[str,
         .group_by(jobs.c.to_number)
     )
     return {str(n): int(c) for n, c in conn.execute(query)}
+
+
+def awaiting_outcome(
+    conn: Connection, accepted_before: datetime, checked_before: datetime, limit: int
+) -> Sequence[AnyRow]:
+    """Calls whose outcome has not come: accepted a while ago, or ``unknown`` with a call id to look up."""
+    not_checked_lately = or_(jobs.c.checked_at.is_(None), jobs.c.checked_at < checked_before)
+    query = (
+        select(jobs.c.id, jobs.c.account, jobs.c.provider_call_id, jobs.c.state)
+        .where(
+            jobs.c.provider_call_id.is_not(None),
+            not_checked_lately,
+            or_(
+                (jobs.c.state == JobState.ACCEPTED) & (jobs.c.state_changed_at < accepted_before),
+                jobs.c.state == JobState.UNKNOWN,
+            ),
+        )
+        .order_by(jobs.c.checked_at.is_not(None), jobs.c.checked_at)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+def mark_checked(conn: Connection, job_ids: Sequence[int], now: datetime) -> None:
+    if job_ids:
+        conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids))).values(checked_at=now))
