@@ -65,12 +65,22 @@ class Stack:
         upgrade(self.settings.resolved_database_url())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for role in ROLES:
-            args = [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
-            log = (self.log_dir / f"{role}.log").open("ab")
+            self.spawn(role)
+        self.wait_healthy()
+
+    def spawn(self, role: str) -> None:
+        """Start one part (again), logging to ``<log_dir>/<role>.log``."""
+        args = [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
+        with (self.log_dir / f"{role}.log").open("ab") as log:
             self.processes[role] = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        self.wait_healthy()
+
+    def kill(self, role: str, sig: signal.Signals = signal.SIGKILL) -> None:
+        """Signal one part and everything it started, and wait for it (fault injection, restarts)."""
+        proc = self.processes.pop(role)
+        _signal_group(proc, sig)
+        proc.wait()
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
         s = self.settings
