@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     queue: str = "outdial.dispatch"
     scheduler_interval_s: float = Field(default=0.5, gt=0)
     scheduler_batch: int = Field(default=500, ge=1)
+    # The leading scheduler's lease: a killed leader is replaced within about this long.
+    leader_lease_s: float = Field(default=5.0, gt=0)
     # A job left in ``queued`` this long (message lost) is sent to Celery again.
     queued_lease_s: float = Field(default=120.0, gt=0)
     # A job left in ``dialing`` this long belonged to a worker that died mid-request.

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from outdial.models import JobState
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from scheduler.leader import Leadership
 from scheduler.poller import StatusPoller
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
@@ -121,9 +122,12 @@ class Scheduler:
             self.send_job(job_id)
             report.resent += 1
 
-    def run(self, stop: Callable[[], bool]) -> None:
+    def run(self, stop: Callable[[], bool], leadership: Leadership | None = None) -> None:
         log.info("scheduler started")
         while not stop():
+            if leadership is not None and not leadership.hold():
+                time.sleep(self.settings.scheduler_interval_s)
+                continue
             try:
                 report = self.tick()
             except Exception:  # a database or broker hiccup must not end the loop
@@ -134,3 +138,5 @@ class Scheduler:
                 log.info("enqueued %d jobs", len(report.enqueued))
             if len(report.enqueued) < self.settings.scheduler_batch:
                 time.sleep(self.settings.scheduler_interval_s)
+        if leadership is not None:
+            leadership.release()

@@ -49,7 +49,12 @@ def scheduler() -> None:
 
     engine = get_engine()
     poller = StatusPoller(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
-    Scheduler(engine, settings, send, poller).run(lambda: stopping)
+    import redis
+
+    from scheduler.leader import Leadership
+
+    leadership = Leadership(redis.Redis.from_url(settings.broker_url()), lease_s=settings.leader_lease_s)
+    Scheduler(engine, settings, send, poller).run(lambda: stopping, leadership)
 
 
 def worker(
