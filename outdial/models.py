@@ -182,6 +182,8 @@ class Attempt(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "seq", name="uq_attempts_job_seq"),
         Index("ix_attempts_provider_call", "provider", "provider_call_id"),
+        # The circuit breaker reads the last minutes of attempts.
+        Index("ix_attempts_requested_at", "requested_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -227,6 +229,20 @@ class ProviderEvent(Base):
     job_id: Mapped[int | None] = mapped_column(BigId)
     # What applying it did: applied, duplicate_outcome, stale, noted, unmatched.
     applied: Mapped[str | None] = mapped_column(String(40), index=True)
+
+
+class Breaker(Base):
+    """A circuit breaker of an account or a campaign: open while its recent failure rate is too high."""
+
+    __tablename__ = "breakers"
+
+    scope: Mapped[str] = mapped_column(String(20), primary_key=True)  # account | campaign
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    open: Mapped[bool] = mapped_column(default=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    opened_at: Mapped[datetime | None]
+    # Attempts before this do not count: a person resumed it then.
+    reset_at: Mapped[datetime | None]
 
 
 class DncNumber(Base):

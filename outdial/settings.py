@@ -38,6 +38,12 @@ class Settings(BaseSettings):
     queue: str = "outdial.dispatch"
     scheduler_interval_s: float = Field(default=0.5, gt=0)
     scheduler_batch: int = Field(default=500, ge=1)
+    # Circuit breaker: an account or campaign whose share of failed attempts in the last
+    # breaker_window_s passes breaker_failure_rate, over at least breaker_min_calls, pauses itself.
+    breaker_failure_rate: float = Field(default=0.5, ge=0, le=1)
+    breaker_window_s: float = Field(default=300.0, gt=0)
+    breaker_min_calls: int = Field(default=20, ge=1)
+    breaker_check_interval_s: float = Field(default=5.0, gt=0)
     # The leading scheduler's lease: a killed leader is replaced within about this long.
     leader_lease_s: float = Field(default=5.0, gt=0)
     # A job left in ``queued`` this long (message lost) is sent to Celery again.

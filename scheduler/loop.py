@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from outdial.models import JobState
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from scheduler.breaker import BreakerCheck
 from scheduler.leader import Leadership
 from scheduler.poller import StatusPoller
 from scheduler.spec import rules_for
@@ -49,6 +50,8 @@ class Scheduler:
     send_job: SendJob
     poller: StatusPoller | None = None
     last_poll: datetime | None = None
+    breakers: BreakerCheck | None = None
+    last_breaker_check: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -83,6 +86,12 @@ class Scheduler:
         ):
             self.last_poll = now
             report.polled = self.poller.poll(now)
+        if self.breakers is not None and (
+            self.last_breaker_check is None
+            or now - self.last_breaker_check >= timedelta(seconds=self.settings.breaker_check_interval_s)
+        ):
+            self.last_breaker_check = now
+            self.breakers.check(now)
         return report
 
     def reconcile(self, now: datetime, report: TickReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from outdial.cli import run
+from outdial.cli.breakers import breaker_app
 from outdial.cli.call import call
 from outdial.cli.plan import plan
 from outdial.cli.up import demo, up
@@ -19,6 +20,7 @@ app.command()(run.simulator)
 app.command()(plan)
 app.command()(call)
 app.add_typer(run.db_app, name="db")
+app.add_typer(breaker_app, name="breaker")
 
 
 @app.callback()

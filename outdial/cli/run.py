@@ -54,7 +54,10 @@ def scheduler() -> None:
     from scheduler.leader import Leadership
 
     leadership = Leadership(redis.Redis.from_url(settings.broker_url()), lease_s=settings.leader_lease_s)
-    Scheduler(engine, settings, send, poller).run(lambda: stopping, leadership)
+    from scheduler.breaker import BreakerCheck
+
+    breakers = BreakerCheck(engine, settings)
+    Scheduler(engine, settings, send, poller, breakers=breakers).run(lambda: stopping, leadership)
 
 
 def worker(

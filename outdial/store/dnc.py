@@ -24,8 +24,9 @@ def add(conn: Connection, phones: Iterable[str], source: str | None, now: dateti
     if not rows:
         return 0
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    result = conn.execute(dialect_insert(dnc).values(rows).on_conflict_do_nothing(index_elements=["phone"]))
-    return int(result.rowcount)
+    stmt = dialect_insert(dnc).values(rows).on_conflict_do_nothing(index_elements=["phone"])
+    # RETURNING, not rowcount: psycopg reports -1 for a multi-row insert.
+    return len(conn.execute(stmt.returning(dnc.c.phone)).all())
 
 
 def remove(conn: Connection, phones: Iterable[str]) -> int:

@@ -13,12 +13,13 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, or_, select, update
 
-from outdial.models import Attempt, Campaign, CampaignState, Job, JobState
+from outdial.models import Attempt, Breaker, Campaign, CampaignState, Job, JobState
 from outdial.store import AnyRow, table
 
 jobs = table(Job)
 attempts = table(Attempt)
 campaigns = table(Campaign)
+breakers = table(Breaker)
 
 
 def set_state(
@@ -70,7 +71,8 @@ _CLAIM_COLUMNS = (
 
 
 def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[AnyRow]:
-    """Scheduled jobs due by ``now`` in active campaigns (or none), best priority first.
+    """Scheduled jobs due by ``now`` in active campaigns (or none) on accounts whose breaker is closed,
+    best priority first.
 
     The partial index on ``next_due_at WHERE state = 'scheduled'`` keeps this
     proportional to the due jobs, whatever the size of the future backlog.
@@ -82,6 +84,9 @@ def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[AnyRow]:
             jobs.c.state == JobState.SCHEDULED,
             jobs.c.next_due_at <= now,
             or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
+            jobs.c.account.not_in(
+                select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))
+            ),
         )
         .order_by(jobs.c.priority.desc(), jobs.c.next_due_at)
         .limit(limit)

@@ -1,0 +1,53 @@
+"""``outdial breaker``: see open circuit breakers and resume what they paused."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import typer
+
+from outdial.db import get_engine
+from outdial.store import breakers as breaker_store
+from outdial.store import campaigns as campaign_store
+from scheduler.breaker import resume
+
+breaker_app = typer.Typer(no_args_is_help=True, help="Circuit breakers of accounts and campaigns.")
+
+
+@breaker_app.command("list")
+def list_breakers(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every breaker that has opened, and whether it is open now."""
+    engine = get_engine()
+    with engine.connect() as conn:
+        rows = [
+            {"scope": r.scope, "name": r.name, "open": r.open, "reason": r.reason, "opened_at": r.opened_at}
+            for r in breaker_store.all_breakers(conn)
+        ]
+    if json_out:
+        typer.echo(json.dumps(rows, default=str))
+        return
+    for row in rows:
+        state = "OPEN" if row["open"] else "closed"
+        typer.echo(f"{row['scope']:<9} {row['name']:<30} {state:<7} {row['reason'] or ''}")
+
+
+@breaker_app.command("resume")
+def resume_breaker(
+    scope: str = typer.Argument(..., help="account or campaign"),
+    name: str = typer.Argument(..., help="The account's name, or the campaign's name."),
+) -> None:
+    """Close a breaker by hand; a campaign it paused becomes active again."""
+    if scope not in ("account", "campaign"):
+        raise typer.BadParameter("must be 'account' or 'campaign'", param_hint="SCOPE")
+    engine = get_engine()
+    key = name
+    if scope == "campaign":
+        with engine.connect() as conn:
+            campaign = campaign_store.by_name(conn, name)
+        if campaign is None:
+            typer.echo(f"error: no campaign named {name!r}", err=True)
+            raise typer.Exit(2)
+        key = str(campaign.id)
+    resume(engine, scope, key, datetime.now(UTC))
+    typer.echo(f"{scope} {name}: breaker closed")
