@@ -34,7 +34,19 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         worker_prefetch_multiplier=4,
         # Redis redelivers an unacked message after this long; it must exceed the longest
         # task (one provider request with its time-outs) by far, or live tasks run twice.
-        broker_transport_options={"visibility_timeout": 3600},
+        # Messages of a worker killed outright are not left waiting that long: the
+        # scheduler's queued lease sends their jobs again within minutes.
+        broker_transport_options={"visibility_timeout": 3600, "socket_keepalive": True},
+        # SIGTERM is a warm shutdown: running dispatches finish, prefetched ones are not
+        # acked and go back to the queue. A cold shutdown (SIGQUIT) still grants this long.
+        worker_soft_shutdown_timeout=30.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        # After a Redis restart workers reconnect and keep consuming, however long it takes.
+        broker_connection_retry=True,
+        broker_connection_max_retries=None,
+        # A dispatch in flight when the broker connection drops finishes its one request and
+        # records it; cancelling it midway could only turn a known result into "unknown".
+        worker_cancel_long_running_tasks_on_connection_loss=False,
         # Flower sees a job from the moment it is sent, not only once a worker takes it.
         task_send_sent_event=True,
         worker_send_task_events=True,
