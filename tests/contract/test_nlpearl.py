@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -16,9 +17,11 @@ from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from api.app import create_app as create_api
+from intake.enqueue import CallBody, enqueue_call
 from outdial.models import ProviderEvent
 from outdial.settings import Settings
-from providers.accounts import Account
+from outdial.store import jobs as job_store
+from providers.accounts import Account, load_accounts
 from providers.base import CallRequest, Outcome, Verdict, WebhookRefused
 from providers.nlpearl import (
     CALL_OUTCOMES,
@@ -29,9 +32,11 @@ from providers.nlpearl import (
     call_outcome,
 )
 from providers.transport import Timeouts, send
+from scheduler.loop import Scheduler
 from simulator import nlpearl as sim_module
 from simulator.app import create_app as create_sim
 from simulator.base import DEMO_WEBHOOK_SECRET, SimConfig
+from worker.dispatch import Dispatcher
 
 ADAPTER = NLPearl()
 BASE = "https://api.nlpearl.ai"
@@ -562,3 +567,59 @@ def test_sim_posts_start_and_end_webhooks_with_the_shared_secret(
     assert {e.provider_call_id for e in events} == {request_id}
     assert sorted((e.outcome or "") for e in events) == ["", "busy"]
     assert len({e.event_key for e in events}) == 2
+
+
+# End to end: dispatcher -> simulator -> webhook -> API -> job -------------------------
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+def test_a_job_placed_on_the_simulator_completes_by_its_webhook(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The webhook names the call *request*, so it finds the attempt that holds the request id."""
+    monkeypatch.setenv("T_E2E_NLP_ACCOUNT", "sim-account")
+    monkeypatch.setenv("T_E2E_NLP_SECRET", "sim-key")
+    with settings.accounts_file.open("a") as accounts_file:
+        accounts_file.write(
+            '\n[accounts.pearl-e2e]\nprovider = "nlpearl"\nbase_url = "http://testserver"\n'
+            'credentials = { account_id = "T_E2E_NLP_ACCOUNT", secret_key = "T_E2E_NLP_SECRET" }\n'
+            'webhook_secret = "OUTDIAL_TEST_WEBHOOK_SECRET"\noptions = { outbound_id = "sim-agent" }\n'
+        )
+    accounts = load_accounts(settings.accounts_file)
+    hook_url = f"{settings.public_url}/webhooks/pearl-e2e"
+    SIM.reset()
+    SIM.config = SimConfig()
+    SIM.configure(
+        {
+            "webhook_url": hook_url,
+            "webhook_secret": "test-webhook-secret",
+            "outcome_delay_s": 0.1,
+            "webhook_duplicate_rate": 1.0,
+        }
+    )
+    body = CallBody(to_number="+12125551234", account="pearl-e2e", timezone="America/New_York")
+    job_id = enqueue_call(engine, body, NOW, settings).job_id
+    Scheduler(engine, settings, lambda _: None).tick(NOW)
+    api = TestClient(create_api(settings, engine, accounts))
+    try:
+        with respx.mock(assert_all_called=False) as mock, TestClient(create_sim()) as sim_client:
+            route = mock.post(hook_url).mock(return_value=httpx.Response(200))
+            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, NOW) == "accepted"
+            deadline = time.monotonic() + 5
+            while route.call_count < 3:  # the start, and the end delivered twice
+                assert time.monotonic() < deadline, "the webhooks never came"
+                time.sleep(0.02)
+            results = []
+            for sent, _ in route.calls:
+                answer = api.post("/webhooks/pearl-e2e", content=sent.content, headers=dict(sent.headers))
+                assert answer.status_code == 200, answer.text
+                results.extend(answer.json()["results"])
+            assert SIM.stats()["by_number"] == {"+12125551234": 1}  # one request placed the call
+    finally:
+        SIM.reset()
+        SIM.config = SimConfig()
+    assert sorted(results) == ["applied", "duplicate", "noted"]
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+    assert job is not None and job.state == "completed" and job.last_outcome == "completed"

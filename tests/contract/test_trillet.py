@@ -19,15 +19,19 @@ from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from api.app import create_app as create_api
+from intake.enqueue import CallBody, enqueue_call
 from outdial.models import ProviderEvent
 from outdial.settings import Settings
-from providers.accounts import Account
+from outdial.store import jobs as job_store
+from providers.accounts import Account, load_accounts
 from providers.base import CallRequest, Outcome, Verdict, WebhookRefused
 from providers.transport import Timeouts, send
 from providers.trillet import DETAIL_OUTCOMES, EVENT_OUTCOMES, HISTORY_OUTCOMES, Trillet
+from scheduler.loop import Scheduler
 from simulator import trillet as sim_module
 from simulator.app import create_app as create_sim
 from simulator.base import DEMO_WEBHOOK_SECRET, SimConfig
+from worker.dispatch import Dispatcher
 
 ADAPTER = Trillet()
 BASE = "https://api.trillet.ai"
@@ -530,3 +534,57 @@ def test_sim_signs_its_webhooks_to_the_callback_url(sim: TestClient, sim_account
     assert sorted(e.raw_status for e in seen) == ["call.failed:busy", "call.started:ongoing"]
     assert {e.provider_call_id for e in seen} == {call_id}
     assert [e.outcome for e in seen if e.outcome] == [Outcome.BUSY]
+
+
+# End to end: dispatcher -> simulator -> signed webhook -> API -> job -----------------
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
+
+
+def test_a_job_placed_on_the_simulator_ends_by_its_signed_webhook(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator posts to the callback_url the dispatcher sent, signed; a forged copy changes nothing."""
+    monkeypatch.setenv("T_E2E_TRILLET_KEY", "sim-key")
+    with settings.accounts_file.open("a") as accounts_file:
+        accounts_file.write(
+            '\n[accounts.tr-e2e]\nprovider = "trillet"\nbase_url = "http://testserver"\n'
+            'credentials = { api_key = "T_E2E_TRILLET_KEY" }\nwebhook_secret = "OUTDIAL_TEST_WEBHOOK_SECRET"\n'
+            'options = { agent_id = "sim-agent", workspace_id = "sim-workspace" }\n'
+        )
+    accounts = load_accounts(settings.accounts_file)
+    callback = f"{settings.public_url}/webhooks/tr-e2e"
+    SIM.reset()
+    SIM.config = SimConfig()
+    SIM.configure({"webhook_secret": "test-webhook-secret", "outcome_delay_s": 0.1, "outcome_mix": {"voicemail": 1}})
+    body = CallBody(to_number="+12125551234", account="tr-e2e", timezone="America/New_York", number_of_retries=0)
+    job_id = enqueue_call(engine, body, NOW, settings).job_id
+    Scheduler(engine, settings, lambda _: None).tick(NOW)
+    api = TestClient(create_api(settings, engine, accounts))
+    try:
+        with respx.mock(assert_all_called=False) as mock, TestClient(create_sim()) as sim_client:
+            route = mock.post(callback).mock(return_value=httpx.Response(200))
+            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, NOW) == "accepted"
+            deadline = time.monotonic() + 5
+            while route.call_count < 2:
+                assert time.monotonic() < deadline, "the webhooks never came"
+                time.sleep(0.02)
+            sent_bodies = [(sent.content, dict(sent.headers)) for sent, _ in route.calls]
+            assert SIM.stats()["by_number"] == {"+12125551234": 1}
+    finally:
+        SIM.reset()
+        SIM.config = SimConfig()
+    ended = next(content for content, _ in sent_bodies if b"call.completed" in content)
+    forged = ended.replace(b"voicemail", b"completed")
+    good_signature = next(h for c, h in sent_bodies if c == ended)["x-trillet-signature"]
+    refused = api.post("/webhooks/tr-e2e", content=forged, headers={"X-Trillet-Signature": good_signature})
+    assert refused.status_code == 401
+    results = []
+    for content, headers in sent_bodies * 2:  # every delivery twice: the second changes nothing
+        answer = api.post("/webhooks/tr-e2e", content=content, headers=headers)
+        assert answer.status_code == 200, answer.text
+        results.extend(answer.json()["results"])
+    assert sorted(results) == ["applied", "duplicate", "duplicate", "noted"]
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+    assert job is not None and job.last_outcome == "voicemail" and job.state == "completed"
