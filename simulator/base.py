@@ -82,7 +82,10 @@ class ProviderSim:
     requests: Counter[str] = field(default_factory=Counter)  # per phone number
     accepted: Counter[str] = field(default_factory=Counter)
     calls: dict[str, SimCall] = field(default_factory=dict)
-    in_flight: int = 0
+    in_flight: int = 0  # HTTP requests being answered
+    active: int = 0  # calls placed and not yet over: what a provider's concurrency limit counts
+    max_active: int = 0
+    accept_times: list[float] = field(default_factory=list)  # monotonic, for the calls-per-second peak
     window: deque[float] = field(default_factory=deque)
     rng: random.Random = field(default_factory=random.Random)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -99,6 +102,8 @@ class ProviderSim:
         self.accepted.clear()
         self.calls.clear()
         self.window.clear()
+        self.accept_times.clear()
+        self.max_active = self.active
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -107,6 +112,9 @@ class ProviderSim:
             "by_number": dict(self.requests),
             "accepted_by_number": dict(self.accepted),
             "in_flight": self.in_flight,
+            "active_calls": self.active,
+            "max_active_calls": self.max_active,
+            "max_calls_per_second": max_in_window(self.accept_times, 1.0),
         }
 
     async def admit(self, to: str, handle: Callable[[], Awaitable[Response]]) -> Response:
@@ -124,7 +132,7 @@ class ProviderSim:
             self.window.append(now)
         if self.rng.random() < cfg.rate_429_rate:
             return self.too_many(1.0)
-        if cfg.max_concurrent is not None and self.in_flight >= cfg.max_concurrent:
+        if cfg.max_concurrent is not None and self.active >= cfg.max_concurrent:
             return self.too_many(1.0)
         if self.rng.random() < cfg.error_5xx_rate:
             if self.server_error is not None:
@@ -161,6 +169,9 @@ class ProviderSim:
         )
         self.calls[call.call_id] = call
         self.accepted[to] += 1
+        self.accept_times.append(time.monotonic())
+        self.active += 1
+        self.max_active = max(self.max_active, self.active)
         task = asyncio.get_running_loop().create_task(self._finish(call))
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
@@ -173,6 +184,7 @@ class ProviderSim:
     async def _finish(self, call: SimCall) -> None:
         await asyncio.sleep(self.config.outcome_delay_s)
         call.ended = datetime.now(UTC)
+        self.active -= 1
         if self.webhook is None:
             return
         url = call.meta.get("callback_url") or self.config.webhook_url or default_webhook_url(self.default_account)
@@ -195,6 +207,17 @@ async def _post_with_retries(
                 return
         except httpx.HTTPError as exc:
             log.warning("webhook to %s failed: %s", url, exc)
+
+
+def max_in_window(times: list[float], width: float) -> int:
+    """The most events in any half-open window ``[t, t + width)``."""
+    best = start = 0
+    ordered = sorted(times)
+    for end, t in enumerate(ordered):
+        while t - ordered[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
 
 
 def default_webhook_url(account: str) -> str:
