@@ -68,17 +68,19 @@ class Stack:
             self.spawn(role)
         self.wait_healthy()
 
-    def spawn(self, role: str) -> None:
-        """Start one part (again), logging to ``<log_dir>/<role>.log``."""
+    def spawn(self, role: str, name: str | None = None) -> subprocess.Popen[bytes]:
+        """Start one part (again) under ``name`` (default: the role), logging to ``<log_dir>/<name>.log``."""
+        name = name or role
         args = [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
-        with (self.log_dir / f"{role}.log").open("ab") as log:
-            self.processes[role] = subprocess.Popen(
+        with (self.log_dir / f"{name}.log").open("ab") as log:
+            self.processes[name] = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        return self.processes[name]
 
-    def kill(self, role: str, sig: signal.Signals = signal.SIGKILL) -> None:
+    def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal one part and everything it started, and wait for it (fault injection, restarts)."""
-        proc = self.processes.pop(role)
+        proc = self.processes.pop(name)
         _signal_group(proc, sig)
         proc.wait()
 

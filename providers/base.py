@@ -158,6 +158,12 @@ class Adapter:
         """A request that looks a call up, or None where the provider has no status API."""
         return None
 
+    def status_follow_up(
+        self, account: Account, provider_call_id: str, response: httpx.Response
+    ) -> httpx.Request | None:
+        """A second look-up that the first answer points to (NLPearl: request, then call); None if none."""
+        return None
+
     def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
         return None
 

@@ -53,6 +53,10 @@ class StatusPoller:
             if request is None:
                 continue
             response = fetch(self.client, request, timeouts)
+            if response is not None and response.status_code < 300:
+                follow_up = adapter.status_follow_up(account, job.provider_call_id, response)
+                if follow_up is not None:
+                    response = fetch(self.client, follow_up, timeouts)
             if response is None or response.status_code >= 300:
                 continue
             event = adapter.parse_status(job.provider_call_id, response)

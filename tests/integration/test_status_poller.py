@@ -103,3 +103,26 @@ def test_an_unanswered_look_up_changes_nothing(engine: Engine, lookup_settings: 
         job = job_store.get_job(conn, job_id)
     assert job is not None and job.state == "accepted"
     assert json.dumps(job.variables) == "{}"
+
+
+class TwoStepCallKaro(LookupCallKaro):
+    """A provider whose first look-up only names the call to look up next (as NLPearl's does)."""
+
+    name = "two-step-ck"
+
+    def status_follow_up(self, account: Account, provider_call_id: str, response: httpx.Response) -> httpx.Request:
+        return httpx.Request("GET", account.url(f"/calls/{response.json()['call']}"))
+
+
+@respx.mock
+def test_a_follow_up_look_up_is_made_when_the_first_names_one(
+    engine: Engine, lookup_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(providers.adapters(), "lookup-ck", TwoStepCallKaro())
+    job_id = accepted_job(engine, lookup_settings)
+    respx.get("http://callkaro.test/status/c1").mock(return_value=httpx.Response(200, json={"call": "k9"}))
+    respx.get("http://callkaro.test/calls/k9").mock(return_value=httpx.Response(200, json={"status": "done"}))
+    assert poller(engine, lookup_settings).poll(NOW + timedelta(seconds=lookup_settings.poll_after_s + 1)) == 1
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+    assert job is not None and job.state == "completed"
