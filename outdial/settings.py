@@ -57,6 +57,17 @@ class Settings(BaseSettings):
     poll_after_s: float = Field(default=120.0, gt=0)
     poll_interval_s: float = Field(default=60.0, gt=0)
     poll_batch: int = Field(default=100, ge=1)
+    # Pacing (worker/pacing.py): its keys live under this prefix in the broker's Redis.
+    pacing_prefix: str = "outdial:pacing"
+    # Calls an account may place at once above its calls_per_second; 1 keeps every
+    # one-second window at or below the rate.
+    rate_burst: int = Field(default=1, ge=1)
+    # A concurrency slot is held from dial until the outcome; one whose holder never
+    # reports back (lost worker, lost webhook) is reclaimed after this long.
+    slot_lease_s: float = Field(default=900.0, gt=0)
+    # At most this many attempts per phone number per callee-local day, across all
+    # campaigns; None turns the limit off.
+    per_number_daily_attempts: int | None = Field(default=None, ge=1)
 
     provider_connect_timeout_s: float = Field(default=5.0, gt=0)
     provider_read_timeout_s: float = Field(default=15.0, gt=0)

