@@ -1,0 +1,298 @@
+"""The chaos suite: ``python -m bench chaos [--quick] [--seed N] [--leads N]``.
+
+Thousands of leads over the five simulated providers with injected 429s, 5xx,
+time-outs, dropped connections and duplicated webhooks, while workers are
+killed with SIGKILL, Redis and PostgreSQL restart and the leading scheduler is
+killed. Then the invariant checker reads the database and the simulators'
+counts, and the report is printed as one JSON object on the last line.
+
+Everything runs on private servers (a Redis and a PostgreSQL cluster of its
+own, on private ports), so the restarts disturb nobody else on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import sys
+import tempfile
+import time
+import tomllib
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+
+from bench.invariants import check, read_jobs
+from bench.services import PrivatePostgres, PrivateRedis
+from outdial.db import make_engine
+from outdial.settings import REPO_ROOT, get_settings, reset_settings
+from outdial.stack import Stack
+from providers.accounts import load_accounts
+
+REDIS_PORT, PG_PORT, API_PORT, SIM_PORT = 6398, 5498, 18430, 18431
+LEADER_KEY = "outdial:scheduler:leader"
+
+# What each simulated provider does wrong, and how often.
+FAULTS = {
+    "latency_ms": 20,
+    "rate_429_rate": 0.03,
+    "error_5xx_rate": 0.03,
+    "timeout_rate": 0.02,
+    "timeout_s": 4.0,
+    "drop_rate": 0.02,
+    "webhook_duplicate_rate": 0.3,
+    "outcome_mix": {"completed": 0.6, "no_answer": 0.2, "busy": 0.1, "failed": 0.1},
+    "outcome_delay_s": 1.0,
+}
+# The limits every account is held to. The simulators do not enforce them: they only
+# measure, so any excess shows in the report instead of being refused.
+CALLS_PER_SECOND = 8
+MAX_CONCURRENT = 6
+
+
+def chaos_accounts(path: Path) -> list[str]:
+    """The shipped sim-* accounts, with the chaos limits, written to ``path``; their names."""
+    shipped = tomllib.loads((REPO_ROOT / "config" / "accounts.toml").read_text())["accounts"]
+    lines: list[str] = []
+    names = []
+    for name, raw in shipped.items():
+        if not name.startswith("sim-"):
+            continue
+        names.append(name)
+        raw = {**raw, "limits": {"calls_per_second": CALLS_PER_SECOND, "max_concurrent": MAX_CONCURRENT}}
+        lines.append(f"[accounts.{name}]")
+        for key, value in raw.items():
+            lines.append(f"{key} = {_toml(value)}")
+        lines.append("")
+    path.write_text("\n".join(lines))
+    return names
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))  # a TOML basic string is JSON-quoted text
+
+
+def environment(workdir: Path, accounts_file: Path, database_url: str, redis_url: str) -> dict[str, str]:
+    return {
+        "OUTDIAL_DATABASE_URL": database_url,
+        "OUTDIAL_REDIS_URL": redis_url,
+        "OUTDIAL_ACCOUNTS_FILE": str(accounts_file),
+        "OUTDIAL_DATA_DIR": str(workdir / "var"),
+        "OUTDIAL_QUEUE": "outdial.chaos",
+        "OUTDIAL_API_PORT": str(API_PORT),
+        "OUTDIAL_SIMULATOR_PORT": str(SIM_PORT),
+        "OUTDIAL_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
+        "OUTDIAL_SIMULATOR_URL": f"http://127.0.0.1:{SIM_PORT}",
+        "OUTDIAL_SCHEDULER_INTERVAL_S": "0.2",
+        "OUTDIAL_LEADER_LEASE_S": "2",
+        # Short leases and waits, so recoveries happen within the run.
+        "OUTDIAL_QUEUED_LEASE_S": "6",
+        "OUTDIAL_DIALING_LEASE_S": "10",
+        "OUTDIAL_ACCEPTED_LEASE_S": "45",
+        "OUTDIAL_POLL_AFTER_S": "8",
+        "OUTDIAL_POLL_INTERVAL_S": "4",
+        "OUTDIAL_PROVIDER_READ_TIMEOUT_S": "2",
+        "OUTDIAL_TRANSPORT_BACKOFF_BASE_S": "0.2",
+        "OUTDIAL_TRANSPORT_BACKOFF_CAP_S": "2",
+        "OUTDIAL_TRANSPORT_MAX_RETRIES": "10",
+        # The run is about delivery under faults; a breaker pausing accounts would only hide them.
+        "OUTDIAL_BREAKER_MIN_CALLS": "1000000",
+        "OUTDIAL_LOG_FORMAT": "json",
+    }
+
+
+def enqueue_leads(count: int, accounts: list[str], seed: int) -> None:
+    from intake.enqueue import CallBody, enqueue_call
+
+    rng = random.Random(seed)
+    settings = get_settings()
+    engine = make_engine(settings.resolved_database_url())
+    now = datetime.now(UTC)
+    closes = (now + timedelta(minutes=2)).strftime("%H:%M")
+    opened = (now - timedelta(hours=1)).strftime("%H:%M")
+    for i in range(count):
+        timing: dict[str, Any] = {"number_of_retries": 1, "gap_between_retries": 0, "callee_hours": None}
+        if i % 3 == 0:
+            # A window that closes mid-run without carry-over: dialling after it would be a violation.
+            timing |= {"timezone": "UTC", "min_trigger_time": opened, "max_trigger_time": closes}
+        body = CallBody(
+            to_number=f"+1{rng.choice(['212', '312', '415', '617'])}555{i:04d}",
+            account=accounts[i % len(accounts)],
+            metadata={"name": f"lead {i}"},
+            **timing,
+        )
+        enqueue_call(engine, body, now, settings)
+    engine.dispose()
+
+
+class Faults:
+    """The faults of one run, in an order drawn from the seed."""
+
+    def __init__(self, stack: Stack, redis_server: PrivateRedis, postgres: PrivatePostgres | None, seed: int):
+        self.stack, self.redis_server, self.postgres = stack, redis_server, postgres
+        self.rng = random.Random(seed)
+        self.log: list[dict[str, Any]] = []
+
+    def plan(self, count: int) -> list[Callable[[], str]]:
+        kinds: list[Callable[[], str]] = [self.kill_worker, self.kill_worker, self.kill_leader, self.restart_redis]
+        if self.postgres is not None:
+            kinds.append(self.restart_postgres)
+        order = [kinds[i % len(kinds)] for i in range(count)]
+        self.rng.shuffle(order)
+        return order
+
+    def kill_worker(self) -> str:
+        name = self.rng.choice([n for n in self.stack.processes if n.startswith("worker")])
+        self.stack.kill(name, signal.SIGKILL)
+        self.stack.spawn("worker", name)
+        return f"SIGKILL {name}"
+
+    def kill_leader(self) -> str:
+        token = redis.Redis.from_url(self.redis_server.url).get(LEADER_KEY)
+        pid = int(token.decode().split(":")[1]) if token else None
+        for name, proc in self.stack.processes.items():
+            if name.startswith("scheduler") and proc.pid == pid:
+                self.stack.kill(name, signal.SIGKILL)
+                self.stack.spawn("scheduler", name)
+                return f"SIGKILL leading {name}"
+        return "no leader to kill"
+
+    def restart_redis(self) -> str:
+        self.redis_server.restart()
+        return "restart redis"
+
+    def restart_postgres(self) -> str:
+        assert self.postgres is not None
+        self.postgres.restart()
+        return "restart postgresql"
+
+    def run(self, count: int, every_s: float) -> None:
+        for fault in self.plan(count):
+            time.sleep(self.rng.uniform(0.5, 1.5) * every_s)
+            started = time.monotonic()
+            what = fault()
+            self.log.append({"fault": what, "took_s": round(time.monotonic() - started, 2)})
+            print(f"chaos: {what}", file=sys.stderr)
+
+
+def wait_until_settled(engine_url: str, timeout_s: float) -> None:
+    from sqlalchemy import select
+
+    from outdial.models import ACTIVE_STATES, Job
+    from outdial.store import table
+
+    engine = make_engine(engine_url)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            with engine.connect() as conn:
+                active = conn.execute(
+                    select(table(Job).c.id).where(table(Job).c.state.in_(list(ACTIVE_STATES))).limit(1)
+                ).first()
+            if active is None:
+                break
+        except Exception:  # the database may be restarting
+            pass
+        time.sleep(1)
+    engine.dispose()
+
+
+def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
+    leads = leads or (600 if quick else 3000)
+    fault_count, fault_every = (6, 6.0) if quick else (20, 10.0)
+    workdir = Path(tempfile.mkdtemp(prefix="outdial-chaos-"))
+    workdir.chmod(0o755)  # the private PostgreSQL runs as the postgres user and must reach its folder
+    redis_server = PrivateRedis(REDIS_PORT, workdir / "redis")
+    postgres = PrivatePostgres(PG_PORT, workdir / "pg") if PrivatePostgres.available() else None
+    accounts_file = workdir / "accounts.toml"
+    names = chaos_accounts(accounts_file)
+    started = time.monotonic()
+    stack: Stack | None = None
+    faults: Faults | None = None
+    try:
+        redis_server.start()
+        if postgres is not None:
+            postgres.start()
+        database_url = (
+            postgres.url
+            if postgres is not None
+            else os.environ.get("OUTDIAL_CHAOS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+        )
+        os.environ.update(environment(workdir, accounts_file, database_url, redis_server.url))
+        reset_settings()
+        stack = Stack(get_settings(), workdir / "logs", worker_args=["--pool", "threads", "--concurrency", "8"])
+        faults = Faults(stack, redis_server, postgres, seed)
+        stack.start()
+        for extra in ("scheduler-2", "worker-2"):
+            stack.spawn(extra.split("-")[0], extra)
+        sim = f"http://127.0.0.1:{SIM_PORT}"
+        for provider in {a.provider for a in load_accounts(accounts_file).values()}:
+            httpx.post(f"{sim}/_sim/config/{provider}", json={**FAULTS, "seed": seed})
+        enqueue_leads(leads, names, seed)
+        faults.run(fault_count, fault_every)
+        wait_until_settled(database_url, timeout_s=90 if quick else 300)
+        sim_stats = httpx.get(f"{sim}/_sim/stats", timeout=10).json()["providers"]
+        if stack is not None:
+            stack.stop()
+        engine = make_engine(database_url)
+        report = check(read_jobs(engine), sim_stats, load_accounts(accounts_file), get_settings())
+        engine.dispose()
+    finally:
+        if stack is not None:
+            stack.stop()
+        redis_server.stop()
+        if postgres is not None:
+            postgres.stop()
+    report.update(
+        {
+            "seed": seed,
+            "leads": leads,
+            "faults": faults.log if faults is not None else [],
+            "postgres_restarts": "private cluster" if postgres is not None else "skipped: no private cluster",
+            "seconds": round(time.monotonic() - started, 1),
+            "logs": str(workdir / "logs"),
+        }
+    )
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the short run CI uses (under 3 minutes)")
+    parser.add_argument("--seed", type=int, default=None, help="fixes the fault order and the injected faults")
+    parser.add_argument("--leads", type=int, default=None)
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
+    report = run(args.quick, seed, args.leads)
+    results = REPO_ROOT / "bench" / "results"
+    results.mkdir(parents=True, exist_ok=True)
+    (results / f"chaos{'-quick' if args.quick else ''}.json").write_text(json.dumps(report, indent=2, default=str))
+    print(json.dumps(report, default=str))
+    ok = report["max_requests_per_attempt"] <= 1 and not any(
+        report[k]
+        for k in (
+            "jobs_not_terminal",
+            "unexplained_request_mismatch",
+            "calls_outside_window",
+            "rate_over_limit",
+            "concurrency_over_limit",
+        )
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
