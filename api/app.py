@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
-from api import health, jobs, webhooks
+from api import health, jobs, ops, ui, webhooks
 from api.deps import Context
 from outdial.db import engine_for
 from outdial.settings import Settings, get_settings
@@ -24,6 +24,6 @@ def create_app(
         settings=settings,
         accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
     )
-    for module in (health, jobs, webhooks):
+    for module in (health, jobs, webhooks, ops, ui):
         app.include_router(module.router)
     return app

@@ -10,6 +10,7 @@ from typing import Any
 
 from celery import Celery
 
+from outdial.logs import install_celery_logging
 from outdial.settings import Settings, get_settings
 
 DISPATCH_TASK = "outdial.dispatch_call"
@@ -56,5 +57,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 
 app = Celery("outdial", include=["worker.tasks"])
+# Workers log as every outdial process does (JSON or console), with the job id on each line.
+install_celery_logging()
 # Read when first needed, not at import: importing the tasks must not start a Redis.
 app.add_defaults(lambda: celery_config(get_settings()))

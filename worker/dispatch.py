@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Connection, Engine
 
+from outdial import logs, metrics
 from outdial.models import CampaignState, JobState
 from outdial.settings import Settings
 from outdial.store import AnyRow
@@ -49,6 +50,7 @@ class Dispatcher:
             job = job_store.get_job(conn, job_id)
             if job is None:
                 return "missing"
+            logs.bind(job_id=job_id, campaign_id=job.campaign_id, account=job.account)
             if job.state != JobState.QUEUED:
                 return f"skipped:{job.state}"
             held = self._hold(conn, job, now)
@@ -61,9 +63,16 @@ class Dispatcher:
             start = job_store.begin_dial(conn, job, account.provider, now)
             if start is None:
                 return "skipped:raced"
-        extra = {"job_id": job_id, "attempt": start.number, "account": account.name}
+        extra = {
+            "job_id": job_id,
+            "campaign_id": job.campaign_id,
+            "attempt": start.number,
+            "attempt_id": start.attempt_id,
+            "account": account.name,
+        }
         log.info("dialing", extra=extra)
         sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
+        metrics.observe_dial(account.provider, str(sent.result.verdict), sent.latency_ms, start.due_at, now)
         done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:
             self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
