@@ -39,9 +39,7 @@ def campaign_list(request: Request, ctx: Context = Depends(context)) -> HTMLResp
     with ctx.engine.connect() as conn:
         found = campaign_store.all_campaigns(conn)
         counts = ops_store.counts_by_campaign_and_state(conn)
-    rows = [
-        {"campaign": c, "counts": counts.get(c.id, {}), "progress": progress(counts.get(c.id, {}))} for c in found
-    ]
+    rows = [{"campaign": c, "counts": counts.get(c.id, {}), "progress": progress(counts.get(c.id, {}))} for c in found]
     return templates.TemplateResponse(request, "campaigns.html", {"rows": rows, "states": STATE_ORDER})
 
 

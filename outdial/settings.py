@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     transport_max_retries: int = Field(default=5, ge=0)
     transport_backoff_base_s: float = Field(default=2.0, gt=0)
     transport_backoff_cap_s: float = Field(default=300.0, gt=0)
+
+    # Flower (``outdial flower``): where it listens, and its basic auth as "user:password"
+    # (several comma-separated). Without auth Flower only listens on loopback.
+    flower_host: str = "127.0.0.1"
+    flower_port: int = 5555
+    flower_basic_auth: SecretStr | None = None
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"

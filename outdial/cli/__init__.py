@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from outdial.cli import run
+from outdial.cli import ops, run
 from outdial.cli.breakers import breaker_app
 from outdial.cli.call import call
 from outdial.cli.plan import plan
@@ -19,6 +19,8 @@ app.command()(run.api)
 app.command()(run.simulator)
 app.command()(plan)
 app.command()(call)
+app.command()(ops.flower)
+app.command()(ops.doctor)
 app.add_typer(run.db_app, name="db")
 app.add_typer(breaker_app, name="breaker")
 
