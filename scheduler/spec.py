@@ -65,9 +65,10 @@ def parse_hours(value: str) -> DailyWindow:
     if len(parts) != 2:
         raise ValueError(f"{value!r} is not a span HH:MM-HH:MM")
     start, end = parse_hhmm(parts[0].strip()), parse_hhmm(parts[1].strip(), allow_2400=True)
-    if start == end % MINUTES_PER_DAY:
+    if start == end:
         raise ValueError(f"{value!r} starts and ends at the same time")
-    return DailyWindow(start, end)
+    # An end of 00:00 is the next midnight, the same instant as 24:00.
+    return DailyWindow(start, end or MINUTES_PER_DAY)
 
 
 def zone(name: str) -> ZoneInfo:
@@ -271,9 +272,11 @@ def compile_rules(
     if fields.min_trigger_time is not None or fields.max_trigger_time is not None:
         lo = parse_hhmm(fields.min_trigger_time) if fields.min_trigger_time else 0
         hi = parse_hhmm(fields.max_trigger_time, allow_2400=True) if fields.max_trigger_time else MINUTES_PER_DAY
-        if lo == hi % MINUTES_PER_DAY:
+        # min == max compares the times as written (a missing min is 00:00): 00:00 with a
+        # missing max (24:00) is a whole day, and 22:00-00:00 runs to the next midnight.
+        if lo == hi:
             raise SpecError("max_trigger_time", "must differ from min_trigger_time")
-        window = DailyWindow(lo, hi)
+        window = DailyWindow(lo, hi or MINUTES_PER_DAY)
 
     hours_text = default_callee_hours if fields.callee_hours == "default" else fields.callee_hours
     try:

@@ -26,12 +26,13 @@ class DailyWindow:
     """A daily span of local time in minutes; ``start > end`` runs overnight."""
 
     start: int  # 0..1439
-    end: int  # 1..1440; 1440 is the next midnight
+    end: int  # 1..1440; 1440 is the next midnight (an end written 00:00 is passed as 1440)
 
     def __post_init__(self) -> None:
         if not (0 <= self.start < MINUTES_PER_DAY and 0 < self.end <= MINUTES_PER_DAY):
             raise ValueError("window bounds out of range")
-        if self.start == self.end % MINUTES_PER_DAY:
+        # 00:00-24:00 is a whole day, not an empty span: only equal minutes are invalid.
+        if self.start == self.end:
             raise ValueError("start and end of a window must differ")
 
 
