@@ -39,6 +39,13 @@ def create_campaign(
         unknown = set(retry_on) - {"completed", "no_answer", "busy", "voicemail", "failed"}
         if unknown:
             raise CampaignError(f"retry_on: unknown outcomes {sorted(unknown)}")
+    next_round_at = None
+    if cron is not None:
+        from scheduler.rounds import campaign_zone, next_fire, valid_cron
+
+        if not valid_cron(cron):
+            raise CampaignError(f"cron: {cron!r} is not a cron expression")
+        next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
     with engine.begin() as conn:
         if campaign_store.by_name(conn, name) is not None:
             raise CampaignError(f"name: a campaign named {name!r} already exists")
@@ -51,6 +58,7 @@ def create_campaign(
                 "timing": timing.given(),
                 "retry_on": list(retry_on) if retry_on is not None else list(settings.retry_on),
                 "cron": cron,
+                "next_round_at": next_round_at,
                 "calls_per_minute": calls_per_minute,
                 "created_at": now,
                 "updated_at": now,

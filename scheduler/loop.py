@@ -21,6 +21,7 @@ from outdial.store import jobs as job_store
 from scheduler.breaker import BreakerCheck
 from scheduler.leader import Leadership
 from scheduler.poller import StatusPoller
+from scheduler.rounds import Rounds
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
 
@@ -37,6 +38,7 @@ class TickReport:
     resent: int = 0
     lost: int = 0
     polled: int = 0
+    round_jobs: int = 0
 
     @property
     def busy(self) -> bool:
@@ -52,10 +54,13 @@ class Scheduler:
     last_poll: datetime | None = None
     breakers: BreakerCheck | None = None
     last_breaker_check: datetime | None = None
+    rounds: Rounds | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
         report = TickReport()
+        if self.rounds is not None:
+            report.round_jobs = self.rounds.start_due(now)
         with self.engine.begin() as conn:
             ready: list[int] = []
             for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch):

@@ -55,9 +55,11 @@ def scheduler() -> None:
 
     leadership = Leadership(redis.Redis.from_url(settings.broker_url()), lease_s=settings.leader_lease_s)
     from scheduler.breaker import BreakerCheck
+    from scheduler.rounds import Rounds
 
     breakers = BreakerCheck(engine, settings)
-    Scheduler(engine, settings, send, poller, breakers=breakers).run(lambda: stopping, leadership)
+    rounds = Rounds(engine, settings)
+    Scheduler(engine, settings, send, poller, breakers=breakers, rounds=rounds).run(lambda: stopping, leadership)
 
 
 def worker(

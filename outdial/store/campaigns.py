@@ -8,11 +8,12 @@ from typing import Any
 
 from sqlalchemy import Connection, insert, select, update
 
-from outdial.models import Campaign, Lead
+from outdial.models import Campaign, Job, Lead
 from outdial.store import AnyRow, table
 
 campaigns = table(Campaign)
 leads = table(Lead)
+jobs = table(Job)
 
 
 def create(conn: Connection, values: dict[str, Any]) -> int:
@@ -63,3 +64,39 @@ def existing_phones(conn: Connection, campaign_id: int, phones: Sequence[str]) -
 
 def leads_of(conn: Connection, campaign_id: int) -> Sequence[AnyRow]:
     return conn.execute(select(leads).where(leads.c.campaign_id == campaign_id).order_by(leads.c.id)).all()
+
+
+def due_for_round(conn: Connection, now: datetime) -> Sequence[AnyRow]:
+    """Active recurring campaigns whose next round is due."""
+    query = select(campaigns).where(
+        campaigns.c.cron.is_not(None),
+        campaigns.c.state == "active",
+        campaigns.c.next_round_at <= now,
+    )
+    return conn.execute(query).all()
+
+
+def advance_round(conn: Connection, campaign_id: int, seen_round: int, next_round_at: datetime, now: datetime) -> bool:
+    """Move a campaign to its next round, unless another scheduler already did."""
+    result = conn.execute(
+        update(campaigns)
+        .where(campaigns.c.id == campaign_id, campaigns.c.round == seen_round)
+        .values(round=seen_round + 1, next_round_at=next_round_at, updated_at=now)
+    )
+    return result.rowcount == 1
+
+
+def leads_without_active_job(conn: Connection, campaign_id: int, after_id: int, limit: int) -> Sequence[AnyRow]:
+    """Leads of a campaign, by id after ``after_id``, none of whose jobs is still in flight."""
+    in_flight = (
+        select(jobs.c.id)
+        .where(jobs.c.lead_id == leads.c.id, jobs.c.state.in_(["scheduled", "queued", "dialing", "accepted"]))
+        .exists()
+    )
+    query = (
+        select(leads)
+        .where(leads.c.campaign_id == campaign_id, leads.c.id > after_id, ~in_flight)
+        .order_by(leads.c.id)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
