@@ -7,7 +7,8 @@ round trip no matter how many worker processes or hosts share the account:
   for calls per second per provider account and calls per minute per
   campaign (``Rate.per_minute``). ``acquire_all`` takes several limits at
   once, all or nothing, so a call denied by the campaign does not waste the
-  account's turn. ``slow_down`` pauses a key after a provider's 429.
+  account's turn; ``reserve`` books the next turn a short wait ahead so the
+  rate is reached in full. ``slow_down`` pauses a key after a provider's 429.
 - ``ConcurrencySlots``: a sorted set of holder -> lease expiry per account;
   a slot is held from dial until the outcome and reclaimed when its lease
   runs out, so a worker that dies holding one cannot leak it for good.
@@ -42,8 +43,7 @@ NOSCRIPT (redis-py's ``Script``), so an emptied script cache is harmless.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -57,32 +57,36 @@ ATTEMPTS_TTL_S = 2 * 24 * 3600
 # --- GCRA over any number of limits, all or nothing --------------------------------------
 # KEYS[2i-1]: limit i's theoretical arrival time (TAT), microseconds of Redis time.
 # KEYS[2i]:   limit i's pause: no grant before this Redis time (set by slow_down).
-# ARGV[2i-1]: limit i's emission interval in microseconds (1 / rate); ARGV[2i]: its burst.
-# Returns {allowed (0/1), wait in microseconds, Redis time in microseconds}.
+# ARGV[1]: the longest wait a caller accepts for a reserved turn (0: now or not at all).
+# ARGV[2i], ARGV[2i+1]: limit i's emission interval in microseconds (1 / rate), its burst.
+# Returns {granted (0/1), wait in microseconds, Redis time in microseconds}.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local wait = 0
+local max_wait = tonumber(ARGV[1])
+local wait, paused = 0, 0
 local tats = {}
 for i = 1, #KEYS / 2 do
-  local interval = tonumber(ARGV[2 * i - 1])
-  local burst = tonumber(ARGV[2 * i])
+  local interval = tonumber(ARGV[2 * i])
+  local burst = tonumber(ARGV[2 * i + 1])
   local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or 0)
   if tat < now then tat = now end
   local new_tat = tat + interval
   local allow_at = new_tat - burst * interval
   if allow_at - now > wait then wait = allow_at - now end
   local resume = tonumber(redis.call('GET', KEYS[2 * i]) or 0)
-  if resume - now > wait then wait = resume - now end
+  if resume - now > paused then paused = resume - now end
   tats[i] = new_tat
 end
-if wait > 0 then return {0, wait, now} end
+-- No turn is reserved across a pause: after it, everyone asks afresh.
+if paused > 0 then return {0, math.max(wait, paused), now} end
+if wait > max_wait then return {0, wait, now} end
 for i = 1, #tats do
   -- '%.0f': Lua's default number format keeps only 14 digits, too few for microseconds.
   redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', tats[i]),
              'PX', math.ceil((tats[i] - now) / 1000))
 end
-return {1, 0, now}
+return {1, wait, now}
 """
 
 # KEYS[1]: the pause; ARGV[1]: how long, in microseconds. A pause only ever grows.
@@ -263,10 +267,13 @@ class Rate:
 @dataclass(frozen=True)
 class Decision:
     allowed: bool
-    # How long until a retry can succeed (0 when allowed); honours pauses from slow_down.
+    # When denied: how long until a retry can succeed; honours pauses from slow_down.
     retry_after_s: float
-    # Redis time of the decision, seconds since the epoch: the moment a grant counts for.
+    # Redis time, seconds since the epoch: the moment a grant counts for (the booked turn
+    # for a reservation), or of the denial.
     at_s: float
+    # A reservation's wait before its turn; 0 for a grant for right now.
+    start_in_s: float = 0.0
 
 
 class RateLimiter:
@@ -282,33 +289,36 @@ class RateLimiter:
 
     def acquire_all(self, rates: Sequence[Rate]) -> Decision:
         """One grant on every rate at once, or on none; the wait is the longest any of them needs."""
+        return self._decide(rates, max_wait_us=0)
+
+    def reserve(self, rates: Sequence[Rate], max_wait_s: float) -> Decision:
+        """Book the next turn on every rate if it comes within ``max_wait_s``; sleep ``start_in_s``, then dial.
+
+        Turns follow GCRA's own schedule rather than the moment a caller
+        happens to ask, so a worker that wakes a little late does not push
+        every later turn back: with enough callers the rate is reached in full.
+        A caller that never uses its turn only wastes it. While a key is
+        paused nothing is booked.
+        """
+        if not max_wait_s >= 0 or math.isinf(max_wait_s):
+            raise ValueError(f"max_wait_s must be a finite number of seconds >= 0, not {max_wait_s!r}")
+        return self._decide(rates, max_wait_us=math.floor(max_wait_s * MICROS))
+
+    def _decide(self, rates: Sequence[Rate], max_wait_us: int) -> Decision:
         if not rates:
-            raise ValueError("acquire_all needs at least one rate")
+            raise ValueError("at least one rate is needed")
         if len({r.key for r in rates}) != len(rates):
-            raise ValueError("each key may appear once in acquire_all")
+            raise ValueError("each key may appear once")
         keys: list[str] = []
-        args: list[int] = []
+        args: list[int] = [max_wait_us]
         for rate in rates:
             _check_burst(rate.burst)
             keys += [self._tat_key(rate.key), self._pause_key(rate.key)]
             args += [emission_interval_us(rate.per_second), rate.burst]
-        allowed, wait_us, now_us = _ints(self._acquire(keys=keys, args=args))
-        return Decision(bool(allowed), wait_us / MICROS, now_us / MICROS)
-
-    def acquire_within(
-        self, rates: Sequence[Rate], max_wait_s: float, sleep: Callable[[float], None] = time.sleep
-    ) -> Decision:
-        """Wait (sleeping) for a grant while the wait stays within ``max_wait_s``; else the denial.
-
-        For a worker that would rather hold its task a moment than reschedule it:
-        waiting for a turn only a few milliseconds away keeps the account at its rate.
-        """
-        deadline = time.monotonic() + max_wait_s
-        while True:
-            decision = self.acquire_all(rates)
-            if decision.allowed or time.monotonic() + decision.retry_after_s > deadline:
-                return decision
-            sleep(decision.retry_after_s)
+        granted, wait_us, now_us = _ints(self._acquire(keys=keys, args=args))
+        if granted:
+            return Decision(True, 0.0, (now_us + wait_us) / MICROS, start_in_s=wait_us / MICROS)
+        return Decision(False, wait_us / MICROS, now_us / MICROS)
 
     def slow_down(self, key: str, retry_after_s: float) -> float:
         """Deny every grant on ``key`` for ``retry_after_s`` (a provider's 429); the pause now in force.

@@ -110,18 +110,28 @@ def test_slow_down_pauses_the_key_and_only_ever_grows(client: redis.Redis, prefi
     assert limiter.acquire("account:a", 1000).allowed
 
 
-def test_acquire_within_waits_for_a_near_turn_but_not_a_far_one(client: redis.Redis, prefix: str) -> None:
+def test_reserve_books_turns_on_the_schedule(client: redis.Redis, prefix: str) -> None:
     limiter = RateLimiter(client, prefix)
     rates = [Rate("account:a", 10)]
-    assert limiter.acquire_all(rates).allowed
-    started = time.monotonic()
-    assert limiter.acquire_within(rates, max_wait_s=0.5).allowed  # 0.1 s away: worth the wait
-    assert 0.05 < time.monotonic() - started < 0.5
-    limiter.slow_down("account:a", 5)
-    started = time.monotonic()
-    far = limiter.acquire_within(rates, max_wait_s=0.5)
-    assert not far.allowed and far.retry_after_s > 4
-    assert time.monotonic() - started < 0.2  # it did not sleep for a turn it could not get
+    first = limiter.reserve(rates, max_wait_s=0.25)
+    assert first.allowed and first.start_in_s == 0
+    booked = [limiter.reserve(rates, max_wait_s=0.25) for _ in range(2)]
+    assert all(d.allowed for d in booked)
+    # Turns 0.1 s apart on GCRA's schedule, however late or early the callers asked.
+    assert [round(d.at_s - first.at_s, 6) for d in booked] == [0.1, 0.2]
+    assert 0.15 < booked[1].start_in_s <= 0.2
+    too_far = limiter.reserve(rates, max_wait_s=0.25)
+    assert not too_far.allowed
+    assert 0.25 < too_far.retry_after_s <= 0.3
+    assert limiter.reserve(rates, max_wait_s=0.35).at_s == pytest.approx(first.at_s + 0.3, abs=1e-6)
+
+
+def test_reserve_books_nothing_during_a_pause(client: redis.Redis, prefix: str) -> None:
+    limiter = RateLimiter(client, prefix)
+    limiter.slow_down("account:a", 0.3)
+    denied = limiter.reserve([Rate("account:a", 10)], max_wait_s=5)
+    assert not denied.allowed
+    assert 0.2 < denied.retry_after_s <= 0.3
 
 
 def test_slots_limit_and_reclaim_expired_leases(client: redis.Redis, prefix: str) -> None:
@@ -217,9 +227,13 @@ def _start_gate(client: redis.Redis, prefix: str) -> tuple[float, float]:
 
 
 def _hammer_rate(
-    url: str, prefix: str, ready: Barrier, out: Queue[Any], rate: float, burst: int, pause_at: float
+    url: str, prefix: str, ready: Barrier, out: Queue[Any], rate: float, burst: int, reserve: bool, pause_at: float
 ) -> None:
-    """Take grants as fast as allowed until the run ends; optionally pause the key mid-run (a 429)."""
+    """Take grants as fast as allowed until the run ends; optionally pause the key mid-run (a 429).
+
+    With ``reserve`` each process books a turn up to 0.5 s ahead and sleeps until it,
+    as a dispatching worker would; otherwise it asks and sleeps the wait it is told.
+    """
     client = redis.Redis.from_url(url)
     limiter = RateLimiter(client, prefix)
     ready.wait()
@@ -231,11 +245,15 @@ def _hammer_rate(
             before = redis_now(client)
             limiter.slow_down("account:a", 0.5)
             paused = (before, redis_now(client))
-        decision = limiter.acquire("account:a", rate, burst)
+        if reserve:
+            decision = limiter.reserve([Rate("account:a", rate, burst)], max_wait_s=0.5)
+        else:
+            decision = limiter.acquire("account:a", rate, burst)
         if decision.at_s >= end:
             break
         if decision.allowed:
             grants.append(decision.at_s)
+            time.sleep(decision.start_in_s)
         else:
             time.sleep(min(decision.retry_after_s, end - decision.at_s))
     out.put((os.getpid(), grants, paused))
@@ -302,26 +320,32 @@ def _run_processes(
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("rate", "burst", "processes"), [(20.0, 1, 4), (7.5, 3, 3)])
+@pytest.mark.parametrize(
+    ("rate", "burst", "processes", "reserve"), [(20.0, 1, 4, False), (20.0, 1, 4, True), (7.5, 3, 3, False)]
+)
 def test_rate_holds_across_processes_and_is_reached(
-    redis_url: str, prefix: str, rate: float, burst: int, processes: int
+    redis_url: str, prefix: str, rate: float, burst: int, processes: int, reserve: bool
 ) -> None:
     duration = 3.0
-    start, end, results = _run_processes(redis_url, prefix, _hammer_rate, processes, duration, rate, burst, 0.0)
+    start, end, results = _run_processes(
+        redis_url, prefix, _hammer_rate, processes, duration, rate, burst, reserve, 0.0
+    )
     grants = sorted(at for _pid, times, _ in results for at in times)
     assert sum(1 for _pid, times, _ in results if times) >= 2, "the processes did not really compete"
     busiest = busiest_window(grants, 1.0)
     assert busiest <= max_grants_in_window(rate, burst, 1.0), f"{busiest} grants in one second at {rate}/s"
+    # At full demand GCRA grants the burst at once, then one per interval: burst - 1 above rate * time.
     in_run = sum(1 for at in grants if start <= at < end)
-    reached = (in_run - burst) / (rate * (end - start))
-    print(f"rate {rate}/s burst {burst} x{processes}: busiest second {busiest}, reached {reached:.1%} of the rate")
+    reached = (in_run - (burst - 1)) / (rate * (end - start))
+    how = "reserve" if reserve else "acquire"
+    print(f"{how} {rate}/s burst {burst} x{processes}: busiest second {busiest}, reached {reached:.1%} of the rate")
     assert reached >= 0.95
 
 
 @pytest.mark.slow
 def test_slow_down_pauses_every_process(redis_url: str, prefix: str) -> None:
     # One process pauses the account 0.4 s into the run, as on a 429; the others must stop too.
-    _start, _end, results = _run_processes(redis_url, prefix, _hammer_rate, 3, 1.5, 50.0, 1, 0.4)
+    _start, _end, results = _run_processes(redis_url, prefix, _hammer_rate, 3, 1.5, 50.0, 1, False, 0.4)
     grants = sorted(at for _pid, times, _ in results for at in times)
     for _pid, _times, paused in results:
         assert paused is not None
