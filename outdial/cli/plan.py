@@ -29,13 +29,12 @@ def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]
         default_gap_minutes=settings.default_gap_minutes,
     )
     result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s))
-    out: dict[str, object] = {
+    # Exactly the SPEC 5 shape: the only reason a plan is rejected is no_callable_window,
+    # so a "reason" key would say nothing and break consumers comparing the whole object.
+    return {
         "attempts": [a.astimezone(UTC).isoformat() for a in result.attempts],
         "outcome": result.outcome,
     }
-    if result.reason and result.outcome == "rejected":
-        out["reason"] = result.reason
-    return out
 
 
 def plan(
