@@ -28,7 +28,12 @@ def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]
         default_callee_hours=settings.callee_hours,
         default_gap_minutes=settings.default_gap_minutes,
     )
-    result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s))
+    try:
+        result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s))
+    except OverflowError:
+        # A start within days of year 1 or 9999: the 8-day search leaves the calendar.
+        field = "schedule_at" if spec.schedule_at is not None else "--now"
+        raise SpecError(field, "too close to the edge of the calendar (years 1-9999) to plan") from None
     # Exactly the SPEC 5 shape: the only reason a plan is rejected is no_callable_window,
     # so a "reason" key would say nothing and break consumers comparing the whole object.
     return {
