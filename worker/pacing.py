@@ -34,16 +34,18 @@ to zero. We accept that: the rate and pause damage is at most one burst
 broker so dispatch stops while it is down, and the daily cap is a courtesy
 limit rather than a legal one (the do-not-call list and the calling windows
 live in the database and survive). Slots are the exposure: calls still in
-progress are no longer counted, so until they end the account may briefly
-run up to twice its concurrency; enable AOF persistence on the Redis if a
-provider punishes that. Scripts are sent with EVALSHA and re-sent on
+progress are no longer counted, so until they end the account could run up
+to twice its concurrency. Hence ``ConcurrencySlots(require_seeded=True)``:
+a marker key without expiry vanishes with the data, and until someone
+(the leading scheduler) calls ``seed`` with the calls the database shows in
+progress, no slot is granted. Scripts are sent with EVALSHA and re-sent on
 NOSCRIPT (redis-py's ``Script``), so an emptied script cache is harmless.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, cast
@@ -124,12 +126,15 @@ local function keep_until_last_lease(key)
 end
 """
 
-# ARGV: holder, limit, lease in microseconds. Returns {granted (0/1), slots held after}.
+# KEYS[2]: the marker that slots were seeded since Redis last lost its data.
+# ARGV: holder, limit, lease in microseconds, whether the marker is required (0/1).
+# Returns {granted (0/1), slots held after}; {-1, 0} when the marker is required and missing.
 _SLOT_ACQUIRE = (
     _SLOTS_PRELUDE
     + """
 local key, holder = KEYS[1], ARGV[1]
 local limit, lease = tonumber(ARGV[2]), tonumber(ARGV[3])
+if ARGV[4] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return {-1, 0} end
 redis.call('ZREMRANGEBYSCORE', key, '-inf', string.format('%.0f', now))
 local expiry = string.format('%.0f', now + lease)
 if redis.call('ZSCORE', key, holder) then
@@ -160,6 +165,18 @@ end
 redis.call('ZADD', key, 'XX', string.format('%.0f', now + tonumber(ARGV[2])), holder)
 keep_until_last_lease(key)
 return 1
+"""
+)
+
+# ARGV: lease in microseconds, then the holders; a holder already there keeps its lease.
+_SLOT_SEED = (
+    _SLOTS_PRELUDE
+    + """
+local key = KEYS[1]
+local expiry = string.format('%.0f', now + tonumber(ARGV[1]))
+for i = 2, #ARGV do redis.call('ZADD', key, 'NX', expiry, ARGV[i]) end
+keep_until_last_lease(key)
+return redis.call('ZCARD', key)
 """
 )
 
@@ -350,12 +367,18 @@ class ConcurrencySlots:
     The holder is any string unique to one dial; pass ``f"{job_id}:{attempt}"``
     rather than the bare job id, so a late duplicate webhook for an earlier
     attempt cannot release the slot of the current one.
+
+    With ``require_seeded``, ``acquire`` refuses every slot until ``seed`` has
+    re-registered the calls in progress (from the database) since Redis last
+    lost its data, so a Redis restart cannot double an account's concurrency.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing", require_seeded: bool = False) -> None:
         self.prefix = prefix
+        self.require_seeded = require_seeded
         self._acquire = client.register_script(_SLOT_ACQUIRE)
         self._renew = client.register_script(_SLOT_RENEW)
+        self._seed = client.register_script(_SLOT_SEED)
         self._held = client.register_script(_SLOTS_HELD)
         self._client = client
 
@@ -363,8 +386,28 @@ class ConcurrencySlots:
         """Take a slot for ``job_id`` (expired leases are reclaimed first); the same holder twice renews."""
         if limit < 1:
             raise ValueError(f"a concurrency limit is at least 1, not {limit!r}")
-        granted, _held = _ints(self._acquire(keys=[self._key(account)], args=[str(job_id), limit, _lease_us(lease_s)]))
-        return bool(granted)
+        keys = [self._key(account), self._seeded_key]
+        args: list[str | int] = [str(job_id), limit, _lease_us(lease_s), int(self.require_seeded)]
+        granted, _held = _ints(self._acquire(keys=keys, args=args))
+        return granted == 1
+
+    def needs_seed(self) -> bool:
+        """True when Redis has no record of the calls in progress (first start, or lost data)."""
+        return not self._client.exists(self._seeded_key)
+
+    def seed(self, holders_by_account: Mapping[str, Iterable[int | str]], lease_s: float) -> None:
+        """Register calls already in progress (accounts' dialing and accepted jobs), then allow acquires.
+
+        Idempotent, and safe beside running acquires and releases; a call that
+        ended while seeding ran may hold its slot until ``lease_s`` runs out,
+        which errs on the side of fewer calls.
+        """
+        lease_us = _lease_us(lease_s)
+        for account, holders in holders_by_account.items():
+            names = [str(h) for h in holders]
+            if names:
+                self._seed(keys=[self._key(account)], args=[lease_us, *names])
+        self._client.set(self._seeded_key, 1)
 
     def renew(self, account: str, job_id: int | str, lease_s: float) -> bool:
         """Extend a live lease to ``lease_s`` from now; False when it had already expired or was released."""
@@ -380,6 +423,10 @@ class ConcurrencySlots:
 
     def _key(self, account: str) -> str:
         return f"{self.prefix}:slots:{account}"
+
+    @property
+    def _seeded_key(self) -> str:
+        return f"{self.prefix}:slots-seeded"
 
 
 def _lease_us(lease_s: float) -> int:

@@ -190,6 +190,32 @@ def test_a_lowered_limit_admits_nobody_until_enough_have_left(client: redis.Redi
     assert slots.acquire("acct", "d", limit=2, lease_s=30)
 
 
+def test_after_lost_data_no_slot_until_calls_in_progress_are_seeded(client: redis.Redis, prefix: str) -> None:
+    slots = ConcurrencySlots(client, prefix, require_seeded=True)
+    assert slots.needs_seed()
+    assert not slots.acquire("acct", "new:1", limit=3, lease_s=30)  # nothing is known: admit nobody
+    slots.seed({"acct": ["7:1", "8:1"], "idle": []}, lease_s=30)
+    assert not slots.needs_seed()
+    assert slots.held("acct") == 2
+    assert slots.acquire("acct", "new:1", limit=3, lease_s=30)
+    assert not slots.acquire("acct", "new:2", limit=3, lease_s=30)  # the seeded calls count
+    slots.seed({"acct": ["7:1", "8:1"]}, lease_s=30)  # a second seeder changes nothing
+    assert slots.held("acct") == 3
+    # Redis restarts without its data: the marker goes with the slots, and acquires stop again.
+    client.delete(*client.scan_iter(f"{prefix}:*"))
+    assert slots.needs_seed()
+    assert not slots.acquire("acct", "new:2", limit=3, lease_s=30)
+    assert ConcurrencySlots(client, prefix).acquire("acct", "new:2", limit=3, lease_s=30)  # unless not required
+
+
+def test_seeding_keeps_a_live_lease(client: redis.Redis, prefix: str) -> None:
+    slots = ConcurrencySlots(client, prefix)
+    assert slots.acquire("acct", "7:1", limit=2, lease_s=0.3)
+    slots.seed({"acct": ["7:1"]}, lease_s=30)  # NX: a seed never rewrites a holder's lease
+    time.sleep(0.35)
+    assert slots.held("acct") == 0
+
+
 def test_daily_attempts_per_number_and_local_day(client: redis.Redis, prefix: str) -> None:
     attempts = DailyAttempts(client, prefix)
     number = "+14155550100"
