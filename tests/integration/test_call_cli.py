@@ -38,7 +38,9 @@ def test_accepted_call_prints_the_call_id(cli_env: None) -> None:
 
 @respx.mock
 def test_bad_key_is_reported_with_status_and_message(cli_env: None) -> None:
-    respx.post(URL).mock(return_value=httpx.Response(403, json={"status": "error", "message": "Invalid or missing API key"}))
+    respx.post(URL).mock(
+        return_value=httpx.Response(403, json={"status": "error", "message": "Invalid or missing API key"})
+    )
     code, out, _ = run("--account", "ck", "--to", "+12125551234", "--json")
     result = json.loads(out)
     assert code == 1
