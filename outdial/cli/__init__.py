@@ -7,7 +7,12 @@ import typer
 from outdial.cli import ops, run
 from outdial.cli.breakers import breaker_app
 from outdial.cli.call import call
+from outdial.cli.campaigns import campaign_app
+from outdial.cli.dnc import dnc_app
+from outdial.cli.imports import import_command
+from outdial.cli.keys import keys_app
 from outdial.cli.plan import plan
+from outdial.cli.status import export, status
 from outdial.cli.up import demo, up
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns.")
@@ -22,7 +27,13 @@ app.command()(call)
 app.command()(ops.flower)
 app.command()(ops.doctor)
 app.add_typer(run.db_app, name="db")
+app.add_typer(campaign_app, name="campaign")
+app.add_typer(dnc_app, name="dnc")
+app.command("import")(import_command)
 app.add_typer(breaker_app, name="breaker")
+app.command()(status)
+app.command()(export)
+app.add_typer(keys_app, name="keys")
 
 
 @app.callback()

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from outdial.models import Campaign, Job, Lead
 from outdial.store import AnyRow, table
@@ -100,3 +100,9 @@ def leads_without_active_job(conn: Connection, campaign_id: int, after_id: int, 
         .limit(limit)
     )
     return conn.execute(query).all()
+
+
+def lead_counts(conn: Connection) -> dict[int, int]:
+    """Leads per campaign id."""
+    query = select(leads.c.campaign_id, func.count()).group_by(leads.c.campaign_id)
+    return {int(campaign_id): int(n) for campaign_id, n in conn.execute(query)}
