@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
-from api import health, jobs, ops, ui, webhooks
+from api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
+from api.auth import require_api_key
 from api.deps import Context
 from outdial.db import engine_for
 from outdial.settings import Settings, get_settings
@@ -24,6 +25,12 @@ def create_app(
         settings=settings,
         accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
     )
-    for module in (health, jobs, webhooks, ops, ui):
+    errors.install(app)
+    # Open: liveness, readiness, metrics, the read-only campaign page, and provider
+    # webhooks (each checked by its provider's own signature or secret).
+    for module in (health, webhooks, ops, ui):
         app.include_router(module.router)
+    # Everything else needs an API key.
+    for module in (jobs, campaigns, leads):
+        app.include_router(module.router, dependencies=[Depends(require_api_key)])
     return app

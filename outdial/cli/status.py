@@ -1,0 +1,138 @@
+"""``outdial status`` (a campaign's live progress) and ``outdial export`` (its jobs as CSV)."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import Engine
+
+from outdial import export as job_export
+from outdial.db import get_engine
+from outdial.models import ACTIVE_STATES, JobState
+from outdial.progress import snapshot
+from outdial.store import AnyRow
+from outdial.store import campaigns as campaign_store
+
+ACTIVE = {s.value for s in ACTIVE_STATES}
+STATE_STYLE = {
+    "completed": "green",
+    "exhausted": "yellow",
+    "expired": "yellow",
+    "rejected": "red",
+    "unknown": "red",
+    "cancelled": "dim",
+    "suppressed": "dim",
+}
+
+
+def _find(engine: Engine, name: str) -> AnyRow:
+    with engine.connect() as conn:
+        campaign = campaign_store.by_name(conn, name)
+    if campaign is None:
+        typer.echo(f"error: no campaign named {name!r}", err=True)
+        raise typer.Exit(2)
+    return campaign
+
+
+def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
+    with engine.connect() as conn:
+        campaign = campaign_store.by_id(conn, campaign_id)
+        assert campaign is not None
+        return snapshot(conn, campaign, datetime.now(UTC))
+
+
+def render(snap: dict[str, Any]) -> RenderableType:
+    """One snapshot as a panel: progress, jobs per state, dial rate, next due time, outcomes, errors."""
+    total, done = snap["jobs"], snap["done"]
+    head = Text.assemble(
+        (f"{snap['campaign']}", "bold"),
+        f"  {snap['state']}",
+        (f" ({snap['pause_reason']})" if snap["pause_reason"] else "", "yellow"),
+        f"  account {snap['account']}  round {snap['round']}",
+    )
+    bar = Table.grid(padding=(0, 1))
+    bar.add_row(
+        ProgressBar(total=max(total, 1), completed=done, width=40), f"{done}/{total} done ({snap['percent_done']}%)"
+    )
+
+    states = Table(title="jobs", title_justify="left", show_header=False, box=None, padding=(0, 2))
+    for state in JobState:
+        n = snap["counts"].get(state.value, 0)
+        if n or state.value in ACTIVE:
+            states.add_row(Text(state.value, style=STATE_STYLE.get(state.value, "cyan")), str(n))
+
+    rate = snap["dial_rate"]
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("dial rate", f"{rate['per_minute']}/min over the last {rate['window_minutes']} min")
+    facts.add_row("next due", snap["next_due_at"] or "nothing scheduled")
+    if snap["outcomes"]:
+        outcomes = ", ".join(f"{k} {v}" for k, v in sorted(snap["outcomes"].items(), key=lambda kv: -kv[1]))
+        facts.add_row("outcomes", outcomes)
+
+    parts: list[RenderableType] = [head, bar, states, facts]
+    if snap["recent_errors"]:
+        errors = Table(title="recent errors", title_justify="left", box=None, padding=(0, 2))
+        for column in ("at", "job", "result", "http", "error"):
+            errors.add_column(column)
+        for e in snap["recent_errors"]:
+            text = " ".join(str(x) for x in (e["error_code"], e["error"]) if x)
+            errors.add_row(e["at"] or "", str(e["job_id"]), e["result"] or "", str(e["http_status"] or ""), text)
+        parts.append(errors)
+    return Panel(Group(*parts), title="outdial status", subtitle=snap["as_of"], expand=False)
+
+
+def status(
+    campaign: str = typer.Argument(..., help="The campaign's name."),
+    json_out: bool = typer.Option(False, "--json", help="Print one snapshot as JSON and exit."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+) -> None:
+    """A campaign's live progress: jobs per state, dial rate, next due time, recent errors.
+
+    Refreshes until every job is in a final state, or Ctrl-C.
+    """
+    engine = get_engine()
+    found = _find(engine, campaign)
+    snap = take_snapshot(engine, found.id)
+    if json_out:
+        typer.echo(json.dumps(snap))
+        return
+    console = Console()
+    try:
+        with Live(render(snap), console=console, auto_refresh=False) as live:
+            while not snap["finished"]:
+                time.sleep(interval)
+                snap = take_snapshot(engine, found.id)
+                live.update(render(snap), refresh=True)
+    except KeyboardInterrupt:
+        pass
+
+
+def export(
+    campaign: str = typer.Argument(..., help="The campaign's name."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write here instead of to standard output."),
+) -> None:
+    """Every job of a campaign as CSV: state, outcome, attempts, provider call ids, reason and lead variables.
+
+    Cells a spreadsheet would run as a formula (starting = + - @) are written with a leading apostrophe.
+    """
+    engine = get_engine()
+    found = _find(engine, campaign)
+    with engine.connect() as conn:
+        if out is None:
+            job_export.write_csv(conn, found.id, sys.stdout)
+            return
+        with out.open("w", newline="", encoding="utf-8") as stream:
+            written = job_export.write_csv(conn, found.id, stream)
+    typer.echo(f"{written} jobs written to {out}", err=True)

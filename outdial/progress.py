@@ -1,0 +1,68 @@
+"""A campaign's progress at one instant: what ``outdial status`` shows and
+``GET /campaigns/{name}/status`` returns, built from the same queries."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection
+
+from outdial.models import ACTIVE_STATES, JobState
+from outdial.store import AnyRow
+from outdial.store import jobs as job_store
+from outdial.store import ops as ops_store
+from outdial.store import progress as progress_store
+
+RATE_WINDOW_MINUTES = 5
+RECENT_ERRORS = 5
+ACTIVE = {s.value for s in ACTIVE_STATES}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def snapshot(conn: Connection, campaign: AnyRow, now: datetime) -> dict[str, Any]:
+    """Counts per state, outcomes, next due time, dial rate and recent errors, as plain JSON."""
+    found = job_store.counts_by_state(conn, campaign.id)
+    counts = {state.value: found.get(state.value, 0) for state in JobState}
+    total = sum(counts.values())
+    active = sum(n for state, n in counts.items() if state in ACTIVE)
+    recent = progress_store.attempts_since(conn, campaign.id, now - timedelta(minutes=RATE_WINDOW_MINUTES))
+    errors = progress_store.recent_errors(conn, campaign.id, RECENT_ERRORS)
+    return {
+        "campaign": campaign.name,
+        "id": campaign.id,
+        "state": campaign.state,
+        "pause_reason": campaign.pause_reason,
+        "account": campaign.account,
+        "round": campaign.round,
+        "as_of": now.isoformat(),
+        "jobs": total,
+        "active": active,
+        "done": total - active,
+        "percent_done": round(100 * (total - active) / total, 1) if total else 0.0,
+        # Every job is terminal: nothing more will be dialled in this round.
+        "finished": total > 0 and active == 0,
+        "counts": counts,
+        "outcomes": progress_store.last_outcomes(conn, campaign.id),
+        "attempt_results": ops_store.attempt_outcomes(conn, campaign.id),
+        "next_due_at": _iso(progress_store.next_due(conn, campaign.id)),
+        "dial_rate": {
+            "window_minutes": RATE_WINDOW_MINUTES,
+            "attempts": recent,
+            "per_minute": round(recent / RATE_WINDOW_MINUTES, 2),
+        },
+        "recent_errors": [
+            {
+                "job_id": e.job_id,
+                "at": _iso(e.requested_at),
+                "result": e.result,
+                "http_status": e.http_status,
+                "error_code": e.error_code,
+                "error": e.error,
+            }
+            for e in errors
+        ],
+    }

@@ -1,0 +1,132 @@
+"""Read-only queries behind a campaign's status (``outdial status``, ``GET /campaigns/{name}/status``)
+and its export (``outdial export``)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, or_, select
+
+from outdial.models import Attempt, Job, JobState
+from outdial.store import AnyRow, table
+
+jobs = table(Job)
+attempts = table(Attempt)
+
+
+def next_due(conn: Connection, campaign_id: int) -> datetime | None:
+    """When the campaign's next scheduled job is due; None when none is scheduled."""
+    query = select(func.min(jobs.c.next_due_at)).where(
+        jobs.c.campaign_id == campaign_id, jobs.c.state == JobState.SCHEDULED
+    )
+    found: datetime | None = conn.execute(query).scalar()
+    return found
+
+
+def attempts_since(conn: Connection, campaign_id: int, since: datetime) -> int:
+    """Requests sent for the campaign's jobs at or after ``since``."""
+    query = (
+        select(func.count())
+        .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+        .where(jobs.c.campaign_id == campaign_id, attempts.c.requested_at >= since)
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def last_outcomes(conn: Connection, campaign_id: int) -> dict[str, int]:
+    """Jobs by the outcome of their latest call (jobs not called yet are not counted)."""
+    query = (
+        select(jobs.c.last_outcome, func.count())
+        .where(jobs.c.campaign_id == campaign_id, jobs.c.last_outcome.is_not(None))
+        .group_by(jobs.c.last_outcome)
+    )
+    return {str(outcome): int(n) for outcome, n in conn.execute(query)}
+
+
+def recent_errors(conn: Connection, campaign_id: int, limit: int) -> Sequence[AnyRow]:
+    """The campaign's latest requests that failed or went unanswered, newest first."""
+    failed = or_(attempts.c.error.is_not(None), attempts.c.result.in_(["rejected", "unknown", "retry_safe"]))
+    query = (
+        select(
+            attempts.c.job_id,
+            attempts.c.requested_at,
+            attempts.c.result,
+            attempts.c.http_status,
+            attempts.c.error_code,
+            attempts.c.error,
+        )
+        .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+        .where(jobs.c.campaign_id == campaign_id, failed)
+        .order_by(attempts.c.requested_at.desc(), attempts.c.id.desc())
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+# Export ---------------------------------------------------------------------------------
+
+_EXPORT_COLUMNS = (
+    jobs.c.id,
+    jobs.c.lead_id,
+    jobs.c.round,
+    jobs.c.to_number,
+    jobs.c.state,
+    jobs.c.last_outcome,
+    jobs.c.attempts_used,
+    jobs.c.reason,
+    jobs.c.next_due_at,
+    jobs.c.state_changed_at,
+    jobs.c.created_at,
+    jobs.c.variables,
+)
+
+
+def job_pages(conn: Connection, campaign_id: int, page_size: int) -> Iterator[Sequence[AnyRow]]:
+    """The campaign's jobs in id order, a page at a time (keyset paging: memory stays one page)."""
+    after = 0
+    while True:
+        page = conn.execute(
+            select(*_EXPORT_COLUMNS)
+            .where(jobs.c.campaign_id == campaign_id, jobs.c.id > after)
+            .order_by(jobs.c.id)
+            .limit(page_size)
+        ).all()
+        if not page:
+            return
+        yield page
+        after = int(page[-1].id)
+
+
+def variable_pages(conn: Connection, campaign_id: int, page_size: int) -> Iterator[list[dict[str, Any]]]:
+    """The variables of the campaign's jobs, a page at a time."""
+    after = 0
+    while True:
+        page = conn.execute(
+            select(jobs.c.id, jobs.c.variables)
+            .where(jobs.c.campaign_id == campaign_id, jobs.c.id > after)
+            .order_by(jobs.c.id)
+            .limit(page_size)
+        ).all()
+        if not page:
+            return
+        yield [dict(row.variables or {}) for row in page]
+        after = int(page[-1].id)
+
+
+def call_ids_of(conn: Connection, job_ids: Sequence[int]) -> dict[int, list[str]]:
+    """Each job's provider call ids, in the order its requests were sent."""
+    if not job_ids:
+        return {}
+    query = (
+        select(attempts.c.job_id, attempts.c.provider_call_id)
+        .where(attempts.c.job_id.in_(list(job_ids)), attempts.c.provider_call_id.is_not(None))
+        .order_by(attempts.c.job_id, attempts.c.seq)
+    )
+    found: dict[int, list[str]] = {}
+    for job_id, call_id in conn.execute(query):
+        ids = found.setdefault(int(job_id), [])
+        if call_id not in ids:
+            ids.append(str(call_id))
+    return found
