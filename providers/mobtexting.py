@@ -141,7 +141,10 @@ class MOBtexting(Adapter):
             # HTTP says fine, the body says otherwise: the body knows what happened.
             headers = {k: v for k, v in response.headers.items() if k.lower() == "retry-after"}
             shadow = httpx.Response(said, headers=headers, content=response.content)
-            return dataclasses.replace(super().parse_response(shadow), http_status=http)
+            result = super().parse_response(shadow)
+            assert isinstance(body, dict)
+            code = result.error_code if body.get("code") is not None else str(body["status"])
+            return dataclasses.replace(result, http_status=http, error_code=code)
         if 200 <= http < 300 and isinstance(body, dict) and body.get("data") == []:
             message = str(body.get("message") or "no number accepted")
             return DialResult(Verdict.REJECTED, None, http, "not_accepted", message[:500])

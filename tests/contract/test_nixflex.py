@@ -153,12 +153,11 @@ def test_every_documented_400_is_rejected_with_its_code(code: str, shape: str) -
 def test_outbound_failed_is_rejected_never_resent(shape: str) -> None:
     """502 outbound_failed: Twilio refused the dial, no call exists; the SDK never re-sends after a 5xx."""
     twilio = {"code": 21217, "message": "Phone number does not appear to be valid"}
+    flat = {"code": "outbound_failed", "message": "Twilio rejected the dial", "details": {"twilio_error": twilio}}
     answer = (
         nested(502, "outbound_failed", "Twilio rejected the dial", {"twilio_error": twilio})
         if shape == "nested"
-        else httpx.Response(
-            502, json={"code": "outbound_failed", "message": "Twilio rejected the dial", "details": {"twilio_error": twilio}}
-        )
+        else httpx.Response(502, json=flat)
     )
     result = ADAPTER.parse_response(answer)
     assert (result.verdict, result.error_code, result.http_status) == (Verdict.REJECTED, "outbound_failed", 502)
