@@ -1,0 +1,58 @@
+"""Enqueue a call in outdial from another service, through Celery only.
+
+    python examples/celery_client.py --broker redis://127.0.0.1:6379/0 --to +14155550123 --account ck
+
+Nothing of outdial is imported: the task is addressed by its stable name and
+its arguments are plain JSON. The call's job id is found afterwards through the
+idempotency key (``GET /jobs?idempotency_key=KEY`` with an API key), and
+sending the same key again never makes a second job, so a retry is always safe.
+"""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+
+from celery import Celery
+
+ENQUEUE_TASK = "outdial.enqueue_call"
+IMPORT_TASK = "outdial.import_leads"
+OUTDIAL_QUEUE = "outdial.dispatch"  # the workers' queue: OUTDIAL_QUEUE on their side
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/0", help="outdial's Redis (OUTDIAL_REDIS_URL)")
+    parser.add_argument("--queue", default=OUTDIAL_QUEUE)
+    parser.add_argument("--to", required=True, help="E.164 number, e.g. +14155550123")
+    parser.add_argument("--account", required=True, help="an account of outdial's config/accounts.toml")
+    parser.add_argument("--key", default=None, help="idempotency key (default: a new UUID)")
+    args = parser.parse_args()
+
+    client = Celery(broker=args.broker)
+    key = args.key or f"example-{uuid.uuid4()}"
+    client.send_task(
+        ENQUEUE_TASK,
+        kwargs={
+            # The body of POST /calls, as JSON: CallKaro's fields plus account and timezone.
+            "to_number": args.to,
+            "account": args.account,
+            "metadata": {"name": "Asha", "order_id": "A-1001"},
+            "timezone": "callee",
+            "min_trigger_time": "10:00",
+            "max_trigger_time": "18:00",
+            "number_of_retries": 2,
+            "gap_between_retries": [30, 120],
+            "idempotency_key": key,
+        },
+        queue=args.queue,
+    )
+    print(f"sent {ENQUEUE_TASK}; find the job with GET /jobs?idempotency_key={key}")
+
+    # A lead file on storage the workers share, imported into an existing campaign:
+    # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "path": "/shared/leads.csv",
+    #                                       "default_region": "IN"}, queue=args.queue)
+
+
+if __name__ == "__main__":
+    main()
