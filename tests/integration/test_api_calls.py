@@ -1,0 +1,124 @@
+"""Single calls through ``POST /calls``: a repeated Idempotency-Key returns the first job, even under concurrency."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import Connection, Engine, func, select
+
+from api.app import create_app
+from api.auth import create_key
+from outdial.models import Job
+from outdial.settings import Settings
+from outdial.store import jobs as job_store
+from outdial.store import table
+from providers.accounts import load_accounts
+
+BODY = {"to_number": "+12125551234", "account": "ck", "metadata": {"name": "Asha"}, "timezone": "America/New_York"}
+
+
+@pytest.fixture
+def http(settings: Settings, engine: Engine) -> TestClient:
+    key = create_key(engine, "tests", datetime.now(UTC))
+    client = TestClient(create_app(settings, engine, load_accounts(settings.accounts_file)))
+    client.headers["Authorization"] = f"Bearer {key}"
+    return client
+
+
+def job_count(engine: Engine) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(table(Job))).scalar_one())
+
+
+def test_a_repeated_key_returns_the_first_job(http: TestClient, engine: Engine) -> None:
+    first = http.post("/calls", json=BODY, headers={"Idempotency-Key": "order-1"})
+    assert first.status_code == 201 and first.json()["created"] is True
+    again = http.post("/calls", json={**BODY, "priority": 5}, headers={"Idempotency-Key": "order-1"})
+    assert again.status_code == 200
+    assert again.json() == {**first.json(), "created": False}
+    assert job_count(engine) == 1
+    other = http.post("/calls", json=BODY, headers={"Idempotency-Key": "order-2"})
+    assert other.status_code == 201 and other.json()["job_id"] != first.json()["job_id"]
+    found = http.get("/jobs", params={"idempotency_key": "order-1"}).json()
+    assert [j["id"] for j in found] == [first.json()["job_id"]]
+    assert found[0]["priority"] == 0  # the repeat changed nothing
+    assert http.get("/jobs", params={"idempotency_key": "never-sent"}).json() == []
+
+
+def test_without_a_key_each_request_is_a_new_job(http: TestClient, engine: Engine) -> None:
+    assert http.post("/calls", json=BODY).status_code == 201
+    assert http.post("/calls", json=BODY).status_code == 201
+    assert job_count(engine) == 2
+
+
+def test_concurrent_requests_with_one_key_make_one_job(
+    http: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("concurrent writers: PostgreSQL (SQLite serialises writers)")
+    inserts: list[int] = []
+    real_insert = job_store.insert_job
+
+    def slow_insert(conn: Connection, values: dict[str, Any]) -> int:
+        # Every request gets past "is this key known?" before the first insert commits:
+        # the race is certain, not left to luck.
+        inserts.append(1)
+        time.sleep(0.3)
+        return real_insert(conn, values)
+
+    monkeypatch.setattr(job_store, "insert_job", slow_insert)
+    threads = 16
+    start = threading.Barrier(threads)
+
+    def send(_: int) -> tuple[int, int]:
+        start.wait()
+        response = http.post("/calls", json=BODY, headers={"Idempotency-Key": "burst"})
+        return response.status_code, response.json()["job_id"]
+
+    for _round in range(3):
+        with ThreadPoolExecutor(threads) as pool:
+            results = list(pool.map(send, range(threads)))
+        assert len({job_id for _, job_id in results}) == 1
+        assert sorted(code for code, _ in results).count(201) <= 1
+        assert {code for code, _ in results} <= {200, 201}
+    assert job_count(engine) == 1
+    assert len(inserts) > 1  # several requests did race to insert
+
+
+def test_job_status_shows_state_and_attempts(http: TestClient) -> None:
+    job_id = http.post("/calls", json=BODY).json()["job_id"]
+    job = http.get(f"/jobs/{job_id}").json()
+    assert (job["id"], job["state"], job["to_number"], job["attempts"]) == (job_id, "scheduled", "+12125551234", [])
+    assert http.get(f"/jobs/{job_id + 1}").status_code == 404
+    assert http.get(f"/jobs/{2**64}").status_code == 422
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"to_number": "12125551234"}, "to_number"),
+        ({"to_number": "+999999999"}, "to_number"),
+        ({"account": "nope"}, "account"),
+        ({"min_trigger_time": "9am"}, "min_trigger_time"),
+        ({"timezone": "Mars/Olympus"}, "timezone"),
+        ({"days_of_week": ["funday"]}, "days_of_week"),
+        ({"language": "xx"}, "language"),
+        ({"unknown_field": 1}, "unknown_field"),
+    ],
+)
+def test_bad_bodies_are_422_naming_the_field(http: TestClient, change: dict[str, object], field: str) -> None:
+    response = http.post("/calls", json={**BODY, **change})
+    assert response.status_code == 422, response.text
+    assert field in [d["field"] for d in response.json()["detail"]]
+
+
+def test_an_overlong_idempotency_key_is_422(http: TestClient) -> None:
+    response = http.post("/calls", json=BODY, headers={"Idempotency-Key": "k" * 201})
+    assert response.status_code == 422
+    assert "idempotency-key" in [d["field"] for d in response.json()["detail"]]
