@@ -12,11 +12,14 @@ checks the result against the library's own functions.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
+from functools import cache
 
 import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberFormat, PhoneNumberType
 from phonenumbers import timezone as phone_timezone
+from phonenumbers.phonemetadata import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
 # What people put between digits; removed before the quick check for "+digits".
@@ -42,12 +45,21 @@ def known_region(region: str) -> str:
     return code
 
 
+@cache
+def _national_prefix(code: int) -> re.Pattern[str] | None:
+    """The country's pattern for a national prefix (trunk "0", carrier codes), if it has one."""
+    metadata = PhoneMetadata.metadata_for_region_or_calling_code(code, phonenumbers.region_code_for_country_code(code))
+    pattern = metadata.national_prefix_for_parsing if metadata is not None else None
+    return re.compile(pattern) if pattern else None
+
+
 def _quick_parse(cleaned: str) -> PhoneNumber | None:
-    """``+<digits>`` split into country code and national number, as ``phonenumbers.parse`` does.
+    """``+<digits>`` split into country code and national number, exactly as ``phonenumbers.parse`` does.
 
     Country calling codes are prefix-free, so the first of the 1-, 2- and
-    3-digit prefixes that is a code is the code. National numbers with a
-    leading zero (Italy) need the library's handling, so they return None.
+    3-digit prefixes that is a code is the code. Anything the library would
+    transform (a national number with a leading zero, or one that starts like
+    the country's national prefix) returns None and goes the library's way.
     """
     digits = cleaned[1:]
     if not (7 <= len(digits) <= 17 and digits.isdigit() and digits.isascii()) or digits[0] == "0":
@@ -56,7 +68,8 @@ def _quick_parse(cleaned: str) -> PhoneNumber | None:
         code = int(digits[:width])
         if code in COUNTRY_CODE_TO_REGION_CODE:
             national = digits[width:]
-            if not national or national[0] == "0":
+            prefix = _national_prefix(code)
+            if not national or national[0] == "0" or (prefix is not None and prefix.match(national)):
                 return None
             return PhoneNumber(country_code=code, national_number=int(national))
     return None
