@@ -16,7 +16,8 @@ with the standard HTTP status that the API overview promises, the body's
 The demo account: token ``sim-key``, bridge ``911234567890``, IVR flow ``1``,
 sound file ``sim-audio`` (any http(s) URL is an audio too). ``to`` may list
 several numbers separated by commas; each gets its own ``data`` entry and id
-``<uuid>:<n>``. Requests are counted under ``+<to>``, as other providers' are.
+``<uuid>:<n>``; ``callstatus?id=`` takes several ids the same way. Requests
+are counted under ``+<to>``, as other providers' are.
 MOBtexting does not detect answering machines: a simulated voicemail ends ANSWER.
 Times are India time without an offset, as ``submitted_at`` in the document.
 """
@@ -195,15 +196,19 @@ async def call_status(request: Request) -> Response:
     denied = refused(request)
     if denied is not None:
         return denied
-    call_id = request.query_params.get("id", "").strip()
-    if not call_id:
+    ids = [i.strip() for i in request.query_params.get("id", "").split(",") if i.strip()]
+    if not ids:
         return error(422, "The id field is required.", "missing_parameter")
-    call = SIMULATOR.calls.get(call_id)
-    if call is None:
+    calls = [SIMULATOR.calls[i] for i in ids if i in SIMULATOR.calls]
+    if not calls:
         return error(404, "No call found for the given id.", "not_found")
+    return JSONResponse({"status": 200, "message": "Call status.", "data": [status_record(c) for c in calls]})
+
+
+def status_record(call: SimCall) -> dict[str, Any]:
     ended = call.ended is not None
     answered = ended and STATUSES[call.outcome] == "ANSWER"
-    record = {
+    return {
         "id": call.call_id,
         "from": call.meta["bridge"],
         "to": call.meta["mobile"],
@@ -212,7 +217,6 @@ async def call_status(request: Request) -> Response:
         "end_at": india_time(call.ended),
         "dtmf": "1" if answered else None,
     }
-    return JSONResponse({"status": 200, "message": "Call status.", "data": [record]})
 
 
 def status_webhook(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:

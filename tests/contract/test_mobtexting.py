@@ -611,6 +611,14 @@ def test_sim_call_status_follows_the_call(
     assert event is not None and event.outcome == normalised and event.raw_status == status
 
 
+def test_sim_status_of_several_calls(sim: TestClient, sim_account: Account) -> None:
+    first, second = place(sim, sim_account), place(sim, sim_account)
+    response = sim.get(STATUS, params={"id": f"{first},nope:1,{second}"}, headers=AUTH)
+    assert [r["id"] for r in response.json()["data"]] == [first, second]
+    event = ADAPTER.parse_status(second, response)
+    assert event is not None and event.provider_call_id == second
+
+
 def test_sim_status_of_an_unknown_call(sim: TestClient) -> None:
     response = sim.get(STATUS, params={"id": "nope:1"}, headers=AUTH)
     assert response.status_code == 404 and response.json()["status"] == 404
