@@ -1,0 +1,163 @@
+"""The Celery interface through a real Redis broker and a real worker: the same job as the API, once per key.
+
+The worker is Celery's embedded test worker (a thread, solo pool) consuming
+this test's own queue; the caller is a bare ``Celery(broker=...)`` with
+``send_task``, as another service would be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from celery import Celery
+from celery.contrib.testing.worker import start_worker
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
+
+from api.app import create_app
+from api.auth import create_key
+from intake.campaigns import create_campaign
+from outdial.models import Job
+from outdial.settings import Settings, reset_settings
+from outdial.store import campaigns as campaign_store
+from outdial.store import table
+from providers.accounts import load_accounts
+from scheduler.spec import TimingFields
+from worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
+
+jobs = table(Job)
+BODY: dict[str, Any] = {
+    "to_number": "+12125551234",
+    "account": "ck",
+    "agent_id": "agent-7",
+    "language": "en",
+    "metadata": {"name": "Asha", "order": 1001},
+    "schedule_at": "2099-03-02T15:00:00+00:00",
+    "timezone": "America/New_York",
+    "min_trigger_time": "09:00",
+    "max_trigger_time": "18:00",
+    "days_of_week": "mon,tue,wed,thu,fri",
+    "number_of_retries": 2,
+    "gap_between_retries": [30, 120],
+    "priority": 3,
+}
+# Columns that differ between two jobs made from the same input at different moments.
+MADE_AT = {"id", "idempotency_key", "created_at", "state_changed_at"}
+
+
+@pytest.fixture
+def worker(
+    engine: Engine, settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Callable[..., None]]:
+    """A worker on this test's queue and database; yields ``send(task, **kwargs)``."""
+    env = {
+        "OUTDIAL_REDIS_URL": redis_url,
+        "OUTDIAL_DATABASE_URL": engine.url.render_as_string(hide_password=False),
+        "OUTDIAL_QUEUE": settings.queue,
+        "OUTDIAL_ACCOUNTS_FILE": str(settings.accounts_file),
+        "OUTDIAL_DATA_DIR": str(settings.data_dir),
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    reset_settings()
+    from worker.app import app
+
+    # Explicit too: another test in this process may have read the app's configuration first.
+    app.conf.update(broker_url=redis_url, task_default_queue=settings.queue)
+    caller = Celery(broker=redis_url)
+    with start_worker(app, pool="solo", perform_ping_check=False, queues=[settings.queue], shutdown_timeout=30):
+
+        def send(task: str, **kwargs: Any) -> None:
+            caller.send_task(task, kwargs=kwargs, queue=settings.queue)
+
+        yield send
+    caller.close()
+
+
+def job_rows(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as conn:
+        return [dict(r._mapping) for r in conn.execute(select(jobs).order_by(jobs.c.id))]
+
+
+def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the worker")
+        time.sleep(0.1)
+
+
+def keyed(engine: Engine, key: str) -> bool:
+    return any(r["idempotency_key"] == key for r in job_rows(engine))
+
+
+def api_client(settings: Settings, engine: Engine) -> TestClient:
+    http = TestClient(create_app(settings, engine, load_accounts(settings.accounts_file)))
+    http.headers["X-API-Key"] = create_key(engine, "tests", datetime.now(UTC))
+    return http
+
+
+def test_the_api_and_the_task_make_the_same_job(
+    worker: Callable[..., None], engine: Engine, settings: Settings
+) -> None:
+    http = api_client(settings, engine)
+    assert http.post("/calls", json=BODY, headers={"Idempotency-Key": "via-api"}).status_code == 201
+    worker(ENQUEUE_TASK, **BODY, idempotency_key="via-celery")
+    wait_for(lambda: keyed(engine, "via-celery"))
+    by_api, by_task = job_rows(engine)
+    assert by_api["idempotency_key"] == "via-api" and by_task["idempotency_key"] == "via-celery"
+    same = {k: v for k, v in by_api.items() if k not in MADE_AT}
+    assert {k: v for k, v in by_task.items() if k not in MADE_AT} == same
+    assert same["options"] == {"agent_id": "agent-7", "language": "en"} and same["priority"] == 3
+    assert same["next_due_at"] == datetime(2099, 3, 2, 15, 0, tzinfo=UTC)
+    # The caller finds its job through the key.
+    found = http.get("/jobs", params={"idempotency_key": "via-celery"}).json()
+    assert [j["id"] for j in found] == [by_task["id"]]
+
+
+def test_a_repeated_key_never_makes_a_second_job(
+    worker: Callable[..., None], engine: Engine, settings: Settings
+) -> None:
+    for _ in range(5):
+        worker(ENQUEUE_TASK, **BODY, idempotency_key="order-1001")
+    worker(ENQUEUE_TASK, **{**BODY, "to_number": "+12125551299"}, idempotency_key="sentinel")
+    wait_for(lambda: keyed(engine, "sentinel"))  # tasks run in order: the five came before it
+    rows = job_rows(engine)
+    assert sorted(r["idempotency_key"] for r in rows) == ["order-1001", "sentinel"]
+    # The API with the same key answers with that same job, and makes none.
+    again = api_client(settings, engine).post("/calls", json=BODY, headers={"Idempotency-Key": "order-1001"})
+    assert again.status_code == 200
+    assert again.json()["job_id"] == next(r["id"] for r in rows if r["idempotency_key"] == "order-1001")
+    assert len(job_rows(engine)) == 2
+
+
+def test_invalid_arguments_make_no_job_and_do_not_stop_the_worker(worker: Callable[..., None], engine: Engine) -> None:
+    worker(ENQUEUE_TASK, **{**BODY, "to_number": "not-a-number"}, idempotency_key="bad-1")
+    worker(ENQUEUE_TASK, **{**BODY, "account": "nope"}, idempotency_key="bad-2")
+    worker(ENQUEUE_TASK, **{**BODY, "colour": "red"}, idempotency_key="bad-3")
+    worker(ENQUEUE_TASK, **BODY, idempotency_key="x" * 201)
+    worker(ENQUEUE_TASK, **BODY, idempotency_key="good")
+    wait_for(lambda: keyed(engine, "good"))
+    assert [r["idempotency_key"] for r in job_rows(engine)] == ["good"]
+
+
+def test_import_leads_task_imports_a_shared_file(
+    worker: Callable[..., None], engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    create_campaign(engine, settings, "winter", "ck", TimingFields(), datetime.now(UTC))
+    leads = tmp_path / "leads.csv"
+    leads.write_text("mobile|name\n098765 43210|Asha\n+12125551234|Bob\nnope|Carl\n")
+    worker(IMPORT_TASK, campaign="winter", path=str(leads), default_region="IN")
+    wait_for(lambda: len(job_rows(engine)) == 2)
+    with engine.connect() as conn:
+        campaign = campaign_store.by_name(conn, "winter")
+        assert campaign is not None
+        phones = [lead.phone for lead in campaign_store.leads_of(conn, campaign.id)]
+    assert phones == ["+919876543210", "+12125551234"]
+    wait_for(lambda: (tmp_path / "leads.report.csv").exists())
+    assert "nope" in (tmp_path / "leads.report.csv").read_text()
