@@ -136,6 +136,13 @@ class Job(Base):
             postgresql_where=text("state IN ('queued', 'dialing', 'accepted')"),
             sqlite_where=text("state IN ('queued', 'dialing', 'accepted')"),
         ),
+        # Calls whose answer was lost may still be live: pacing keeps their slots a while.
+        Index(
+            "ix_jobs_unknown",
+            "state_changed_at",
+            postgresql_where=text("state = 'unknown'"),
+            sqlite_where=text("state = 'unknown'"),
+        ),
         Index("ix_jobs_campaign_state", "campaign_id", "state"),
         Index("ix_jobs_lead_round", "lead_id", "round"),
         UniqueConstraint("idempotency_key", name="uq_jobs_idempotency_key"),

@@ -65,9 +65,20 @@ class Settings(BaseSettings):
     # A concurrency slot is held from dial until the outcome; one whose holder never
     # reports back (lost worker, lost webhook) is reclaimed after this long.
     slot_lease_s: float = Field(default=900.0, gt=0)
+    # The scheduler frees slots whose call the database no longer shows in progress, but
+    # not one taken this recently: its dispatch may not have written "dialing" yet.
+    slot_grace_s: float = Field(default=10.0, ge=0)
     # At most this many attempts per phone number per callee-local day, across all
     # campaigns; None turns the limit off.
     per_number_daily_attempts: int | None = Field(default=None, ge=1)
+    # Accounts are paced at this share of their calls_per_second: the limit holds where
+    # Redis grants a turn, and the headroom absorbs the jitter between the grant and the
+    # request's arrival at the provider.
+    pacing_rate_margin: float = Field(default=0.97, gt=0, le=1)
+    # A dispatch waits this long at most for its turn before handing the job back.
+    pacing_max_wait_s: float = Field(default=1.5, ge=0)
+    # The scheduler queues at most this many seconds of an account's rate ahead.
+    pacing_queue_ahead_s: float = Field(default=2.0, gt=0)
 
     provider_connect_timeout_s: float = Field(default=5.0, gt=0)
     provider_read_timeout_s: float = Field(default=15.0, gt=0)

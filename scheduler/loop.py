@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Engine
+from redis.exceptions import RedisError
+from sqlalchemy import Connection, Engine
 
 from outdial.models import JobState
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from providers.accounts import Account
 from scheduler.breaker import BreakerCheck
 from scheduler.leader import Leadership
 from scheduler.poller import StatusPoller
 from scheduler.rounds import Rounds
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
+from worker.pacer import Pacer, queue_budget, sync_slots
 
 log = logging.getLogger("outdial.scheduler")
 
@@ -55,6 +58,10 @@ class Scheduler:
     breakers: BreakerCheck | None = None
     last_breaker_check: datetime | None = None
     rounds: Rounds | None = None
+    # With accounts, due jobs are claimed within each account's pacing budget; with a
+    # pacer, Redis's concurrency slots are kept in step with the calls in progress.
+    accounts: Mapping[str, Account] | None = None
+    pacer: Pacer | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -63,7 +70,12 @@ class Scheduler:
             report.round_jobs = self.rounds.start_due(now)
         with self.engine.begin() as conn:
             ready: list[int] = []
-            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch):
+            budgets = self._budgets(conn)
+            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch, budgets):
+                if job.account in budgets:
+                    if budgets[job.account] <= 0:
+                        continue  # the account is at its limits: the job waits, scheduled
+                    budgets[job.account] -= 1
                 if job.window_end is not None and now < job.window_end:
                     ready.append(job.id)
                     continue
@@ -86,6 +98,7 @@ class Scheduler:
                 self.send_job(job_id)
                 report.enqueued.append(job_id)
         self.reconcile(now, report)
+        self.sync_slots(now)
         if self.poller is not None and (
             self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
         ):
@@ -98,6 +111,27 @@ class Scheduler:
             self.last_breaker_check = now
             self.breakers.check(now)
         return report
+
+    def _budgets(self, conn: Connection) -> dict[str, int]:
+        if not self.accounts:
+            return {}
+        counts = job_store.in_flight_by_account(conn)
+        budgets = {}
+        for name, account in self.accounts.items():
+            budget = queue_budget(account, *counts.get(name, (0, 0)), self.settings)
+            if budget is not None:
+                budgets[name] = budget
+        return budgets
+
+    def sync_slots(self, now: datetime) -> None:
+        if self.pacer is None or not self.accounts:
+            return
+        with self.engine.connect() as conn:
+            live = job_store.live_calls(conn, now - timedelta(seconds=self.settings.slot_lease_s))
+        try:
+            sync_slots(self.pacer.slots, self.accounts, live, self.settings.slot_lease_s, self.settings.slot_grace_s)
+        except RedisError as exc:
+            log.warning("could not sync concurrency slots: %s", exc)
 
     def reconcile(self, now: datetime, report: TickReport) -> None:
         """Move on jobs stuck in flight: lost messages, dead workers, outcomes that never came."""

@@ -7,6 +7,7 @@ conditional, so a second delivery of the same task finds nothing to do.
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -28,6 +29,7 @@ from scheduler.retries import after_outcome, transport_backoff
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
 from worker.outcomes import replay_unmatched
+from worker.pacer import Gate, Pacer
 
 log = logging.getLogger("outdial.dispatch")
 
@@ -38,6 +40,7 @@ class Dispatcher:
     settings: Settings
     accounts: dict[str, Account]
     client: httpx.Client
+    pacer: Pacer | None = None  # None: no cluster-wide limits (tests, single-process tools)
 
     @property
     def timeouts(self) -> Timeouts:
@@ -46,6 +49,7 @@ class Dispatcher:
     def dispatch(self, job_id: int, now: datetime | None = None) -> str:
         """Place job ``job_id`` if it is still queued and callable; what happened, as a word."""
         now = now or datetime.now(UTC)
+        started = time.monotonic()
         with self.engine.begin() as conn:
             job = job_store.get_job(conn, job_id)
             if job is None:
@@ -54,15 +58,31 @@ class Dispatcher:
             if job.state != JobState.QUEUED:
                 return f"skipped:{job.state}"
             held = self._hold(conn, job, now)
-            if held:
+            if isinstance(held, str):
                 return held
             prepared = self._prepare(conn, job, now)
             if isinstance(prepared, str):
                 return prepared
-            account, request = prepared
+        account, request = prepared
+        attempt = job.attempts_used + (0 if job.transport_retries else 1)
+        gate = Gate(True)
+        if self.pacer is not None:
+            gate = self.pacer.admit(account, job.id, attempt, job.to_number, now, job.campaign_id, held)
+            if not gate.open:
+                metrics.observe_pacing_wait(account.name)
+                with self.engine.begin() as conn:
+                    job_store.set_state(
+                        conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now, next_due_at=gate.retry_at
+                    )
+                return f"paced:{gate.reason}"
+        # Time spent waiting for a turn counts: the request is stamped when it leaves.
+        now += timedelta(seconds=time.monotonic() - started)
+        with self.engine.begin() as conn:
             start = job_store.begin_dial(conn, job, account.provider, now)
-            if start is None:
-                return "skipped:raced"
+        if start is None:
+            if self.pacer is not None:
+                self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
+            return "skipped:raced"
         extra = {
             "job_id": job_id,
             "campaign_id": job.campaign_id,
@@ -76,16 +96,22 @@ class Dispatcher:
         done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:
             self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
+        if self.pacer is not None:
+            self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
         return str(sent.result.verdict)
 
-    def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | None:
-        """Reasons not to dial right now; each moves the job on from ``queued``."""
+    def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | int | None:
+        """Reasons not to dial right now, each moving the job on from ``queued``;
+        otherwise the campaign's calls-per-minute limit (None: no limit)."""
         if dnc_store.is_listed(conn, job.to_number):
             job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SUPPRESSED, now, reason="do_not_call")
             return "suppressed"
+        calls_per_minute: int | None = None
         if job.campaign_id is not None:
-            state = campaign_store.campaign_state(conn, job.campaign_id)
+            campaign = campaign_store.by_id(conn, job.campaign_id)
+            state = campaign.state if campaign is not None else None
+            calls_per_minute = campaign.calls_per_minute if campaign is not None else None
             if state == CampaignState.CANCELLED:
                 job_store.set_state(conn, job.id, JobState.QUEUED, JobState.CANCELLED, now, reason="cancelled")
                 return "cancelled"
@@ -93,7 +119,7 @@ class Dispatcher:
                 job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now)
                 return "paused"
         if job.window_end is not None and now < job.window_end:
-            return None
+            return calls_per_minute
         # Rule 7: the window may have closed while the job waited in the broker.
         step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
         if isinstance(step, Closed):
@@ -102,7 +128,7 @@ class Dispatcher:
         if step.at > now:
             job_store.reschedule(conn, job.id, JobState.QUEUED, step.at, step.window[1], now)
             return "carried_over"
-        return None
+        return calls_per_minute
 
     def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | str:
         account = self.accounts.get(job.account)

@@ -417,6 +417,16 @@ class ConcurrencySlots:
         """Give the slot back; safe to call on every path, any number of times. True if it was held."""
         return bool(self._client.zrem(self._key(account), str(job_id)))
 
+    def holders(self, account: str) -> dict[str, float]:
+        """Every holder with its lease expiry, in seconds of Redis time (expired ones included)."""
+        pairs = self._client.zrange(self._key(account), 0, -1, withscores=True)
+        return {(h.decode() if isinstance(h, bytes) else str(h)): float(s) / MICROS for h, s in cast(Any, pairs)}
+
+    def clock_s(self) -> float:
+        """Redis's own time, in seconds: the clock the leases are written in."""
+        seconds, micros = self._client.time()
+        return float(seconds) + micros / MICROS
+
     def held(self, account: str) -> int:
         """Slots whose lease has not run out."""
         return int(cast(Any, self._held(keys=[self._key(account)])))

@@ -8,12 +8,14 @@ from __future__ import annotations
 from functools import cache
 
 import httpx
+import redis
 
 from outdial.db import get_engine
 from outdial.settings import get_settings
 from providers.accounts import load_accounts
 from worker.app import DISPATCH_TASK, app
 from worker.dispatch import Dispatcher
+from worker.pacer import Pacer
 
 
 @cache
@@ -25,6 +27,7 @@ def dispatcher() -> Dispatcher:
         settings=settings,
         accounts=load_accounts(settings.accounts_file),
         client=httpx.Client(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)),
+        pacer=Pacer(redis.Redis.from_url(settings.broker_url()), settings),
     )
 
 

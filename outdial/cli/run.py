@@ -24,17 +24,10 @@ def db_upgrade() -> None:
 
 def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
-    import httpx
-
-    from outdial.db import get_engine
     from outdial.logs import setup_logging
-    from providers.accounts import load_accounts
-    from scheduler.loop import Scheduler
-    from scheduler.poller import StatusPoller
-    from worker.app import DISPATCH_TASK, app
+    from scheduler.process import build
 
     setup_logging()
-    settings = get_settings()
     stopping = False
 
     def stop(*_: object) -> None:
@@ -43,23 +36,8 @@ def scheduler() -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-
-    def send(job_id: int) -> None:
-        app.send_task(DISPATCH_TASK, args=[job_id], queue=settings.queue)
-
-    engine = get_engine()
-    poller = StatusPoller(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
-    import redis
-
-    from scheduler.leader import Leadership
-
-    leadership = Leadership(redis.Redis.from_url(settings.broker_url()), lease_s=settings.leader_lease_s)
-    from scheduler.breaker import BreakerCheck
-    from scheduler.rounds import Rounds
-
-    breakers = BreakerCheck(engine, settings)
-    rounds = Rounds(engine, settings)
-    Scheduler(engine, settings, send, poller, breakers=breakers, rounds=rounds).run(lambda: stopping, leadership)
+    loop, leadership = build(get_settings())
+    loop.run(lambda: stopping, leadership)
 
 
 def worker(

@@ -6,12 +6,12 @@ longer in that state, changes nothing, and so can never cause a second dial.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, or_, select, update
+from sqlalchemy import Connection, case, func, insert, or_, select, update
 
 from outdial.models import Attempt, Breaker, Campaign, CampaignState, Job, JobState
 from outdial.store import AnyRow, table
@@ -62,6 +62,7 @@ def get_job(conn: Connection, job_id: int) -> AnyRow | None:
 
 _CLAIM_COLUMNS = (
     jobs.c.id,
+    jobs.c.account,
     jobs.c.to_number,
     jobs.c.timing,
     jobs.c.next_due_at,
@@ -70,28 +71,72 @@ _CLAIM_COLUMNS = (
 )
 
 
-def due_jobs(conn: Connection, now: datetime, limit: int) -> Sequence[AnyRow]:
+def due_jobs(
+    conn: Connection, now: datetime, limit: int, per_account: Mapping[str, int] | None = None
+) -> Sequence[AnyRow]:
     """Scheduled jobs due by ``now`` in active campaigns (or none) on accounts whose breaker is closed,
     best priority first.
 
     The partial index on ``next_due_at WHERE state = 'scheduled'`` keeps this
     proportional to the due jobs, whatever the size of the future backlog.
+    ``per_account`` caps how many rows one account may take (its pacing
+    budget), so an account with a long due backlog cannot crowd out the others.
     """
-    query = (
-        select(*_CLAIM_COLUMNS)
-        .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
-        .where(
-            jobs.c.state == JobState.SCHEDULED,
-            jobs.c.next_due_at <= now,
-            or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
-            jobs.c.account.not_in(
-                select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))
-            ),
+    where = (
+        jobs.c.state == JobState.SCHEDULED,
+        jobs.c.next_due_at <= now,
+        or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
+        jobs.c.account.not_in(select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))),
+    )
+    source = jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id)
+    if not per_account:
+        query = (
+            select(*_CLAIM_COLUMNS)
+            .select_from(source)
+            .where(*where)
+            .order_by(jobs.c.priority.desc(), jobs.c.next_due_at)
+            .limit(limit)
         )
-        .order_by(jobs.c.priority.desc(), jobs.c.next_due_at)
+        return conn.execute(query).all()
+    rank = func.row_number().over(partition_by=jobs.c.account, order_by=(jobs.c.priority.desc(), jobs.c.next_due_at))
+    ranked = select(*_CLAIM_COLUMNS, rank.label("rank")).select_from(source).where(*where).subquery()
+    cap = case(dict(per_account), value=ranked.c.account, else_=limit)
+    query = (
+        select(*(ranked.c[c.name] for c in _CLAIM_COLUMNS))
+        .where(ranked.c.rank <= cap)
+        .order_by(ranked.c.priority.desc(), ranked.c.next_due_at)
         .limit(limit)
     )
     return conn.execute(query).all()
+
+
+def in_flight_by_account(conn: Connection) -> dict[str, tuple[int, int]]:
+    """(queued, dialing or accepted) jobs per account."""
+    query = (
+        select(jobs.c.account, jobs.c.state, func.count())
+        .where(jobs.c.state.in_([JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED]))
+        .group_by(jobs.c.account, jobs.c.state)
+    )
+    counts: dict[str, list[int]] = {}
+    for account, state, n in conn.execute(query):
+        pair = counts.setdefault(str(account), [0, 0])
+        pair[0 if state == JobState.QUEUED else 1] += int(n)
+    return {a: (q, f) for a, (q, f) in counts.items()}
+
+
+def live_calls(conn: Connection, unknown_since: datetime) -> dict[str, list[str]]:
+    """Per account, the ``job:attempt`` of every call that may be live: dialing, accepted, or
+    unknown since ``unknown_since`` (a call whose answer was lost may still be ringing)."""
+    query = select(jobs.c.account, jobs.c.id, jobs.c.attempts_used).where(
+        or_(
+            jobs.c.state.in_([JobState.DIALING, JobState.ACCEPTED]),
+            (jobs.c.state == JobState.UNKNOWN) & (jobs.c.state_changed_at >= unknown_since),
+        )
+    )
+    live: dict[str, list[str]] = {}
+    for account, job_id, attempt in conn.execute(query):
+        live.setdefault(str(account), []).append(f"{job_id}:{attempt}")
+    return live
 
 
 def mark_queued(conn: Connection, job_ids: Sequence[int], now: datetime) -> list[int]:

@@ -1,0 +1,118 @@
+"""Pacing on the dispatch path, with the real Redis: concurrency slots from dial to outcome,
+429 back-pressure, the scheduler's per-account budgets, and slots re-seeded after Redis forgets."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+import redis
+import respx
+from sqlalchemy import Engine
+
+from intake.enqueue import CallBody, enqueue_call
+from outdial.settings import Settings
+from outdial.store import jobs as job_store
+from providers.accounts import load_accounts
+from providers.base import CallEvent, Outcome
+from scheduler.loop import Scheduler
+from worker.dispatch import Dispatcher
+from worker.outcomes import record_event
+from worker.pacer import Pacer
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+URL = "http://callkaro.test/call/outbound"
+
+
+@pytest.fixture
+def paced(settings: Settings, redis_url: str) -> Settings:
+    """The test account limited to one call at a time, with its own Redis keys."""
+    text = settings.accounts_file.read_text() + "limits = { max_concurrent = 1 }\n"
+    settings.accounts_file.write_text(text)
+    # No grace: the test runs each step to its end before the next, in fake time.
+    return settings.model_copy(update={"pacing_prefix": f"outdial:test:{uuid.uuid4().hex}", "slot_grace_s": 0})
+
+
+def parts(engine: Engine, settings: Settings, redis_url: str) -> tuple[Scheduler, Dispatcher, list[int]]:
+    sent: list[int] = []
+    pacer = Pacer(redis.Redis.from_url(redis_url), settings)
+    accounts = load_accounts(settings.accounts_file)
+    scheduler = Scheduler(engine, settings, sent.append, accounts=accounts, pacer=pacer)
+    dispatcher = Dispatcher(engine, settings, accounts, httpx.Client(), pacer=pacer)
+    return scheduler, dispatcher, sent
+
+
+def calls(engine: Engine, settings: Settings, n: int) -> list[int]:
+    bodies = [CallBody(to_number=f"+1212555{5000 + i:04d}", account="ck", callee_hours=None) for i in range(n)]
+    return [enqueue_call(engine, body, NOW, settings).job_id for body in bodies]
+
+
+def state(engine: Engine, job_id: int) -> str:
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+    assert job is not None
+    return str(job.state)
+
+
+@respx.mock
+def test_one_call_at_a_time_from_dial_to_outcome(engine: Engine, paced: Settings, redis_url: str) -> None:
+    first, second = calls(engine, paced, 2)
+    scheduler, dispatcher, sent = parts(engine, paced, redis_url)
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c1"}))
+    scheduler.tick(NOW)  # seeds the slots (nothing in progress) and queues within the budget
+    assert sent == [first]  # the budget lets one through; the other stays scheduled
+    assert dispatcher.dispatch(first, NOW) == "accepted"
+
+    # A second dispatch for the account, while the first call is live, is handed back.
+    with engine.begin() as conn:
+        assert job_store.mark_queued(conn, [second], NOW) == [second]
+    assert dispatcher.dispatch(second, NOW) == "paced:concurrency"
+    assert state(engine, second) == "scheduled"
+
+    ended = NOW + timedelta(seconds=20)
+    event = CallEvent("c1", "c1:end", "CLIENT_INITIATED", Outcome.COMPLETED, ended)
+    assert record_event(engine, "callkaro", "ck", event, "{}", "webhook", ended, paced) == "applied"
+    sent.clear()
+    scheduler.tick(ended)  # frees the slot of the ended call, then queues the waiting job
+    assert sent == [second]
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c2"}))
+    assert dispatcher.dispatch(second, ended) == "accepted"
+
+
+@respx.mock
+def test_a_429_slows_the_whole_account(engine: Engine, paced: Settings, redis_url: str) -> None:
+    first, second = calls(engine, paced, 2)
+    scheduler, dispatcher, _ = parts(engine, paced, redis_url)
+    scheduler.tick(NOW)
+    respx.post(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "30"}))
+    assert dispatcher.dispatch(first, NOW) == "retry_safe"
+    text = paced.accounts_file.read_text().replace("max_concurrent = 1", "calls_per_second = 5")
+    paced.accounts_file.write_text(text)
+    _, dispatcher, _ = parts(engine, paced, redis_url)
+    with engine.begin() as conn:
+        job_store.mark_queued(conn, [second], NOW)
+    assert dispatcher.dispatch(second, NOW) == "paced:rate"  # the provider asked for 30 s of quiet
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, second)
+    assert job is not None and job.next_due_at is not None
+    assert job.next_due_at >= NOW + timedelta(seconds=25)
+    assert job.attempts_used == 0  # waiting for a turn uses no attempt
+
+
+def test_slots_are_reseeded_after_redis_forgets(engine: Engine, paced: Settings, redis_url: str) -> None:
+    (job_id,) = calls(engine, paced, 1)
+    scheduler, dispatcher, _ = parts(engine, paced, redis_url)
+    scheduler.tick(NOW)
+    with respx.mock:
+        respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "live"}))
+        assert dispatcher.dispatch(job_id, NOW) == "accepted"
+    client = redis.Redis.from_url(redis_url)
+    for key in client.scan_iter(f"{paced.pacing_prefix}:*"):
+        client.delete(key)  # as after a Redis restart
+    assert dispatcher.pacer is not None
+    assert dispatcher.pacer.slots.needs_seed()
+    scheduler.sync_slots(NOW)
+    # The live call holds its slot again, so the account stays at one call.
+    assert dispatcher.pacer.slots.held("ck") == 1
