@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 # Bucket widths tried in order; the first that gives at most MAX_BUCKETS buckets is used.
 BUCKET_WIDTHS_S = (10, 30, 60, 300, 900, 3600, 6 * 3600, 86400)
-MAX_BUCKETS = 120
+MAX_BUCKETS = 40
 
 
 @dataclass(frozen=True)
