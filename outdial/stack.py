@@ -46,7 +46,7 @@ def fill_demo_credentials(settings: Settings) -> None:
 class Stack:
     settings: Settings
     log_dir: Path
-    worker_args: list[str] = field(default_factory=lambda: ["--pool", "threads", "--concurrency", "8"])
+    worker_args: list[str] = field(default_factory=lambda: ["--pool", "threads", "--concurrency", "64"])
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
 

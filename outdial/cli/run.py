@@ -41,8 +41,11 @@ def scheduler() -> None:
 
 
 def worker(
-    concurrency: int = typer.Option(0, "--concurrency", "-c", help="Processes or threads (0: Celery's default)."),
-    pool: str = typer.Option("prefork", "--pool", "-P", help="Celery pool: prefork, threads, solo."),
+    # Threads by default: a dispatch spends most of its time waiting on the provider, and
+    # 64 threads keep 250 ms of provider latency hidden where prefork's few processes cannot
+    # (docs/benchmarks.md: latency hiding 0.47 with 8 threads, about 1.0 with 64).
+    concurrency: int = typer.Option(64, "--concurrency", "-c", help="Threads or processes (0: Celery's default)."),
+    pool: str = typer.Option("threads", "--pool", "-P", help="Celery pool: threads, prefork, solo."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
