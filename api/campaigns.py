@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from api.auth import require_api_key
 from api.deps import Context, context
 from api.errors import field_error
-from api.schemas import CampaignBody, unknown_account
+from api.schemas import NAME_PATTERN, CampaignBody, unknown_account
 from intake.campaigns import CampaignError, create_campaign
 from outdial.models import CampaignState
 from outdial.progress import snapshot
@@ -29,7 +29,7 @@ router = APIRouter(prefix="/campaigns", tags=["campaigns"])
 Responses = dict[int | str, dict[str, Any]]
 NOT_FOUND: Responses = {404: {"description": "No campaign of that name."}}
 CONFLICT: Responses = {409: {"description": "The campaign's state does not allow it (e.g. resuming a cancelled one)."}}
-CampaignPath = Path(min_length=1, max_length=200, description="The campaign's name.")
+CampaignPath = Path(min_length=1, max_length=200, pattern=NAME_PATTERN, description="The campaign's name.")
 
 
 def campaign_json(row: AnyRow, counts: dict[str, int] | None = None) -> dict[str, Any]:

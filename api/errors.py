@@ -7,6 +7,7 @@ shape: ``{"detail": [{"loc": [...], "field": "...", "msg": "...", "type": "..."}
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -14,8 +15,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DataError
 
 from scheduler.spec import SpecError
+
+log = logging.getLogger("outdial.api")
 
 
 def _field(loc: Sequence[Any]) -> str:
@@ -48,6 +52,9 @@ def field_error(field: str, message: str, where: str = "body", status: int = 422
     return HTTPException(status, [{"loc": loc, "field": field, "msg": message, "type": "value_error"}])
 
 
+OUT_OF_RANGE = "is too far in the past or future to schedule"
+
+
 def spec_error(exc: SpecError, where: str = "body") -> HTTPException:
     return field_error(exc.field, exc.message, where)
 
@@ -60,6 +67,22 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ValidationError)
     async def _model_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
         return JSONResponse({"detail": problems(exc.errors(include_input=False))}, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(_request: Request, exc: OverflowError) -> JSONResponse:
+        # A date so near year 1 or 9999 that scheduling arithmetic leaves the calendar: only
+        # schedule_at gives such dates. The routes that admit jobs name it themselves; this
+        # is the net under the others.
+        error = field_error("schedule_at", f"out of the range of dates that can be scheduled ({exc})")
+        return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the models let through (say a NUL in a text column on
+        # PostgreSQL). The caller's input, so a 4xx; logged, since a model should have caught it.
+        log.warning("database refused a value", extra={"error": str(exc.orig)[:200]})
+        error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
+        return JSONResponse({"detail": error.detail}, status_code=422)
 
     @app.exception_handler(SpecError)
     async def _spec_invalid(_request: Request, exc: SpecError) -> JSONResponse:

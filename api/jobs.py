@@ -9,8 +9,8 @@ from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Resp
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Context, context
-from api.errors import field_error, spec_error
-from api.schemas import unknown_account
+from api.errors import OUT_OF_RANGE, field_error, spec_error
+from api.schemas import PRINTABLE, unknown_account
 from intake.enqueue import CallBody, enqueue_call
 from outdial.store import AnyRow
 from outdial.store import jobs as job_store
@@ -36,6 +36,7 @@ async def create_call(
         Header(
             min_length=1,
             max_length=200,
+            pattern=PRINTABLE,
             description="Repeat a request with the same key and get its first job back; no second job is made.",
         ),
     ] = None,
@@ -49,6 +50,9 @@ async def create_call(
         )
     except SpecError as exc:
         raise spec_error(exc) from None
+    except OverflowError:
+        # Date arithmetic near year 1 or 9999 leaves the calendar; only schedule_at gives such dates.
+        raise field_error("schedule_at", OUT_OF_RANGE) from None
     except ValueError as exc:
         # enqueue_call's only other ValueError: a number phonenumbers calls invalid.
         raise field_error("to_number", str(exc)) from None
@@ -94,7 +98,7 @@ def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
 @router.get("/jobs")
 def find_jobs(
     idempotency_key: Annotated[
-        str, Query(min_length=1, max_length=200, description="The key the job was enqueued with.")
+        str, Query(min_length=1, max_length=200, pattern=PRINTABLE, description="The key the job was enqueued with.")
     ],
     ctx: Context = Depends(context),
 ) -> list[dict[str, Any]]:

@@ -11,12 +11,14 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from scheduler.spec import TimingFields
 
-# What an ``Idempotency-Key`` header or task argument may be: the column holds 200 characters.
-IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or key.
+PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
+# A campaign is addressed by its name in URLs (``/campaigns/{name}``), so a name has no slash either.
+NAME_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
 
-# A campaign is addressed by its name in URLs (``/campaigns/{name}``), so a name has no
-# slash and no control character.
-CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=r"^[^/\x00-\x1f\x7f]+$")]
+# What an ``Idempotency-Key`` header or task argument may be: the column holds 200 characters.
+IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
+CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 
 OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
 

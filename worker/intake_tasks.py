@@ -75,6 +75,8 @@ def enqueue_from_kwargs(
         result = enqueue_call(engine, body, now, settings, key)
     except SpecError as exc:
         raise TaskRefused(str(exc)) from None
+    except OverflowError:
+        raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None
     except ValueError as exc:
         raise TaskRefused(f"to_number: {exc}") from None
     return {"job_id": result.job_id, "state": result.state, "created": result.created}

@@ -122,3 +122,19 @@ def test_an_overlong_idempotency_key_is_422(http: TestClient) -> None:
     response = http.post("/calls", json=BODY, headers={"Idempotency-Key": "k" * 201})
     assert response.status_code == 422
     assert "idempotency-key" in [d["field"] for d in response.json()["detail"]]
+
+
+@pytest.mark.parametrize("schedule_at", ["9999-12-31T23:59:59+00:00", "0001-01-01T00:00:00+14:00"])
+def test_dates_beyond_the_calendar_are_422_naming_schedule_at(http: TestClient, schedule_at: str) -> None:
+    response = http.post("/calls", json={**BODY, "schedule_at": schedule_at})
+    assert response.status_code == 422, response.text
+    assert [d["field"] for d in response.json()["detail"]] == ["schedule_at"]
+
+
+def test_control_characters_in_keys_are_422_on_both_databases(http: TestClient) -> None:
+    # PostgreSQL text cannot hold NUL: refused by validation, never a driver error.
+    response = http.get("/jobs", params={"idempotency_key": "a\x00b"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["field"] == "idempotency_key"
+    stored = http.post("/calls", json={**BODY, "metadata": {"note": "a\x00b"}, "agent_id": "x\x00"})
+    assert stored.status_code == 201  # inside JSON a NUL is an escape, and stored as such

@@ -80,6 +80,16 @@ def test_create_refuses_bad_input_naming_the_field(http: TestClient) -> None:
         assert field in [d["field"] for d in response.json()["detail"]], (field, response.json())
 
 
+def test_names_with_control_characters_are_422_not_a_database_error(http: TestClient) -> None:
+    make_campaign(http)
+    for path in ("/campaigns/a%00b", "/campaigns/a%00b/status", "/campaigns/a%1fb/pause"):
+        method = http.post if path.endswith("pause") else http.get
+        response = method(path)
+        assert response.status_code == 422, (path, response.text)
+        assert response.json()["detail"][0]["field"] == "name"
+    assert http.post("/campaigns", json={"name": "a\x00b", "account": "ck"}).status_code == 422
+
+
 def test_pause_stops_claims_resume_restarts_them(http: TestClient, engine: Engine, settings: Settings) -> None:
     make_campaign(http)
     add(engine, settings, "spring", NUMBERS[:1])
