@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import signal
 import statistics
 import sys
 import time
@@ -68,7 +69,7 @@ class Sizes:
     def of(quick: bool) -> Sizes:
         if quick:
             return Sizes(300, 1, 1000, 3, 100_000, 100, 100, 4, 2_000, 20_000)
-        return Sizes(3000, 3, 1000, 5, 1_000_000, 300, 500, 15, 30_000, 1_000_000)
+        return Sizes(1000, 3, 1000, 5, 1_000_000, 200, 500, 10, 10_000, 1_000_000)
 
 
 def log(message: str) -> None:
@@ -190,7 +191,7 @@ def memory_sample(env: PerfEnv, pid: int, calls: int) -> int:
 def lateness_run(env: PerfEnv, rate: float, seconds: float) -> dict[str, Any]:
     count = int(rate * seconds)
     lo, hi = env.insert_jobs(count, later(2.0), per_second=rate)
-    result = env.wait_attempts(lo, hi, timeout_s=seconds + 120)
+    result = env.wait_attempts(lo, hi, timeout_s=seconds + 300)
     env.clear_jobs(lo, hi)
     result["due_per_s"] = rate
     result.pop("last_response", None)
@@ -372,6 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", default=None, help="comma-separated: dispatch,scheduler,memory,lateness,naive,import")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
+    # A terminated run still stops its servers and processes (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     report = run(args.quick, args.pool, args.concurrency, only)
     results = REPO_ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
