@@ -7,6 +7,8 @@ this test's own queue; the caller is a bare ``Celery(broker=...)`` with
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -161,3 +163,18 @@ def test_import_leads_task_imports_a_shared_file(
     assert phones == ["+919876543210", "+12125551234"]
     wait_for(lambda: (tmp_path / "leads.report.csv").exists())
     assert "nope" in (tmp_path / "leads.report.csv").read_text()
+
+
+def test_the_example_client_enqueues_a_call(
+    worker: Callable[..., None], engine: Engine, settings: Settings, redis_url: str
+) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "celery_client.py"
+    argv = ["--broker", redis_url, "--queue", settings.queue, "--to", "+12125551234", "--account", "ck"]
+    done = subprocess.run(
+        [sys.executable, str(example), *argv, "--key", "from-example"], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "GET /jobs?idempotency_key=from-example" in done.stdout
+    wait_for(lambda: keyed(engine, "from-example"))
+    (job,) = job_rows(engine)
+    assert job["variables"] == {"name": "Asha", "order_id": "A-1001"} and job["state"] == "scheduled"
