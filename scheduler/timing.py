@@ -16,6 +16,10 @@ Interval = tuple[datetime, datetime]
 
 MINUTES_PER_DAY = 24 * 60
 SEARCH_HORIZON = timedelta(days=8)
+# Rule 6 puts no horizon on carry-over (the 8 days of rule 4 judge the start only). A weekly
+# pattern that had a window recurs within 7 days unless a DST change empties one instance
+# (e.g. Sundays 02:00-02:30 in New York on the spring-forward Sunday): 15 days always finds it.
+CARRY_OVER_HORIZON = timedelta(days=15)
 # Local dates are generated this far beyond the instants asked about, so that
 # every interval touching the asked range is complete (any zone is within ±14 h).
 _DATE_MARGIN = timedelta(days=3)
@@ -191,10 +195,10 @@ def _containing(windows: Sequence[Interval], instant: datetime) -> Interval | No
     return None
 
 
-def next_window(rules: Rules, instant: datetime) -> Due | Closed:
-    """The first effective window containing ``instant`` or opening within 8 days after it."""
-    for a, b in effective_windows(rules, instant, instant + SEARCH_HORIZON):
-        if b > instant and a <= instant + SEARCH_HORIZON:
+def next_window(rules: Rules, instant: datetime, *, horizon: timedelta = SEARCH_HORIZON) -> Due | Closed:
+    """The first effective window containing ``instant`` or opening within ``horizon`` (8 days) after it."""
+    for a, b in effective_windows(rules, instant, instant + horizon):
+        if b > instant and a <= instant + horizon:
             return Due(max(instant, a), (a, b))
     return Closed("rejected", "no_callable_window")
 
@@ -221,7 +225,9 @@ def move_on(rules: Rules, anchor: datetime, instant: datetime) -> Due | Closed:
         return Due(instant, window)
     if not rules.carry_over:
         return Closed("expired", "window_closed")
-    return next_window(rules, instant)
+    # The usual 8 days first: the search costs in proportion to its span.
+    step = next_window(rules, instant)
+    return step if isinstance(step, Due) else next_window(rules, instant, horizon=CARRY_OVER_HORIZON)
 
 
 def retry_attempt(rules: Rules, retry: int, previous_due: datetime, previous_end: datetime) -> Due | Closed:
