@@ -494,3 +494,28 @@ def test_a_weekly_window_more_than_seven_days_away_across_fall_back_still_counts
     # 7 d 0.5 h later (the week gained an hour): within 8 days.
     spec = ny(schedule_at="2026-11-01T00:30:00", max_trigger_time="00:30", days_of_week=[7])
     assert plan_of(spec) == ([z("2026-11-08 05:00")], "exhausted")
+
+
+@pytest.mark.parametrize(
+    ("carry_over", "expected"),
+    [
+        # Sundays 02:00-02:30 New York. Attempt 03-01 02:00 EST = 07:00Z; +60 min = 08:00Z, past the close.
+        (False, ([z("2026-03-01 07:00")], "expired")),
+        # Carry-over: Sunday 03-08's instance is empty (the gap), so the first window opening after the instant
+        # is 03-15 02:00 EDT = 06:00Z, 14 days on. Rule 6 sets no 8-day limit on carry-over: it is due then.
+        (True, ([z("2026-03-01 07:00"), z("2026-03-15 06:00")], "exhausted")),
+    ],
+)
+def test_carry_over_past_an_instance_emptied_by_spring_forward(
+    carry_over: bool, expected: tuple[list[str], str]
+) -> None:
+    spec = ny(
+        schedule_at="2026-03-01T02:00:00",
+        min_trigger_time="02:00",
+        max_trigger_time="02:30",
+        days_of_week=["sun"],
+        number_of_retries=1,
+        gap_between_retries=60,
+        carry_over=carry_over,
+    )
+    assert plan_of(spec) == expected

@@ -60,7 +60,8 @@ NUMBERS = (
     "+80012345678",  # international freephone: no zone at all
 )
 STEP = timedelta(minutes=5)
-HORIZON = timedelta(days=8)
+HORIZON = timedelta(days=8)  # rule 4: a window must open within 8 days after the start
+CARRY_OVER_HORIZON = timedelta(days=15)  # rule 6 sets none; the code searches 15 days, enough for weekly patterns
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 # Starts cluster around the 2026 DST changes of the zones above, where bugs live.
 TRANSITIONS = (
@@ -132,12 +133,12 @@ class Oracle:
             return all(in_daily(instant, tz, lo, hi, None) for tz in self.callee_zones)
         return True
 
-    def first_allowed(self, instant: datetime) -> datetime | None:
-        """max(instant, open of the first effective window containing or opening within 8 days after it)."""
+    def first_allowed(self, instant: datetime, horizon: timedelta = HORIZON) -> datetime | None:
+        """max(instant, open of the first effective window containing or opening within ``horizon`` after it)."""
         if self.allowed(instant):
             return instant
         probe = ceil_to_step(instant)
-        while probe <= instant + HORIZON:
+        while probe <= instant + horizon:
             if self.allowed(probe):
                 return probe
             probe += STEP
@@ -214,7 +215,7 @@ def expected_plan(spec: dict[str, Any], start: datetime, fail_after: timedelta) 
         elif not spec.get("carry_over", False):
             return attempts, "expired"
         else:
-            moved = oracle.first_allowed(instant)
+            moved = oracle.first_allowed(instant, CARRY_OVER_HORIZON)
             if moved is None:
                 return attempts, "rejected"
             attempts.append(moved)
@@ -411,7 +412,7 @@ def test_recheck_at_dispatch_never_dials_outside_a_window(
     if oracle.continuous(due, claimed):
         assert isinstance(step, Due) and step.at == claimed
     elif spec["carry_over"]:
-        assert isinstance(step, Due) and step.at == oracle.first_allowed(claimed)
+        assert isinstance(step, Due) and step.at == oracle.first_allowed(claimed, CARRY_OVER_HORIZON)
     else:
         assert isinstance(step, Closed) and step.outcome == "expired"
     if isinstance(step, Due):
