@@ -103,6 +103,8 @@ def environment(workdir: Path, accounts_file: Path, database_url: str, redis_url
         "OUTDIAL_DIALING_LEASE_S": "10",
         "OUTDIAL_ACCEPTED_LEASE_S": "45",
         "OUTDIAL_POLL_AFTER_S": "8",
+        # Simulated calls last about a second: a slot whose call went unknown is free after 20 s.
+        "OUTDIAL_SLOT_LEASE_S": "20",
         "OUTDIAL_POLL_INTERVAL_S": "4",
         "OUTDIAL_PROVIDER_READ_TIMEOUT_S": "2",
         "OUTDIAL_TRANSPORT_BACKOFF_BASE_S": "0.2",
@@ -211,8 +213,8 @@ def wait_until_settled(engine_url: str, timeout_s: float) -> None:
 
 
 def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
-    leads = leads or (600 if quick else 3000)
-    fault_count, fault_every = (6, 6.0) if quick else (20, 10.0)
+    leads = leads or (400 if quick else 3000)
+    fault_count, fault_every = (6, 5.0) if quick else (20, 10.0)
     workdir = Path(tempfile.mkdtemp(prefix="outdial-chaos-"))
     workdir.chmod(0o755)  # the private PostgreSQL runs as the postgres user and must reach its folder
     redis_server = PrivateRedis(REDIS_PORT, workdir / "redis")

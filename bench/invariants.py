@@ -97,6 +97,7 @@ def check(
     states = Counter(job.state for job in jobs)
     worst_attempt = 0
     mismatch = 0
+    examples: list[dict[str, Any]] = []
     for job in jobs:
         calls = placed.get(digits(job.number), 0)
         if calls:
@@ -106,6 +107,16 @@ def check(
         # Recorded calls must match; the only allowed gap is requests whose answer was lost.
         if not job.recorded_calls <= calls <= job.possible_calls:
             mismatch += 1
+            if len(examples) < 10:
+                examples.append(
+                    {
+                        "number": job.number,
+                        "state": job.state,
+                        "calls_placed": calls,
+                        "recorded": job.recorded_calls,
+                        "may_have_placed": job.possible_calls,
+                    }
+                )
 
     over_rate: dict[str, str] = {}
     over_concurrency: dict[str, str] = {}
@@ -138,5 +149,5 @@ def check(
             }
             for name, a in accounts.items()
         },
-        "violations": {"rate": over_rate, "concurrency": over_concurrency},
+        "violations": {"rate": over_rate, "concurrency": over_concurrency, "mismatches": examples},
     }

@@ -68,9 +68,11 @@ class Scheduler:
         report = TickReport()
         if self.rounds is not None:
             report.round_jobs = self.rounds.start_due(now)
+        # Slots of ended calls are freed before claiming, so the budgets and Redis agree.
+        self.sync_slots(now)
         with self.engine.begin() as conn:
             ready: list[int] = []
-            budgets = self._budgets(conn)
+            budgets = self._budgets(conn, now)
             for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch, budgets):
                 if job.account in budgets:
                     if budgets[job.account] <= 0:
@@ -98,7 +100,6 @@ class Scheduler:
                 self.send_job(job_id)
                 report.enqueued.append(job_id)
         self.reconcile(now, report)
-        self.sync_slots(now)
         if self.poller is not None and (
             self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
         ):
@@ -112,10 +113,10 @@ class Scheduler:
             self.breakers.check(now)
         return report
 
-    def _budgets(self, conn: Connection) -> dict[str, int]:
+    def _budgets(self, conn: Connection, now: datetime) -> dict[str, int]:
         if not self.accounts:
             return {}
-        counts = job_store.in_flight_by_account(conn)
+        counts = job_store.in_flight_by_account(conn, now - timedelta(seconds=self.settings.slot_lease_s))
         budgets = {}
         for name, account in self.accounts.items():
             budget = queue_budget(account, *counts.get(name, (0, 0)), self.settings)
@@ -127,9 +128,10 @@ class Scheduler:
         if self.pacer is None or not self.accounts:
             return
         with self.engine.connect() as conn:
-            live = job_store.live_calls(conn, now - timedelta(seconds=self.settings.slot_lease_s))
+            live, pending = job_store.live_calls(conn, now - timedelta(seconds=self.settings.slot_lease_s))
+        s = self.settings
         try:
-            sync_slots(self.pacer.slots, self.accounts, live, self.settings.slot_lease_s, self.settings.slot_grace_s)
+            sync_slots(self.pacer.slots, self.accounts, live, pending, s.slot_lease_s, s.slot_grace_s)
         except RedisError as exc:
             log.warning("could not sync concurrency slots: %s", exc)
 

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -151,27 +151,30 @@ def queue_budget(account: Account, queued: int, in_flight: int, settings: Settin
 def sync_slots(
     slots: ConcurrencySlots,
     accounts: Mapping[str, Account],
-    live: Mapping[str, Sequence[str]],
+    live: Mapping[str, Set[str]],
+    pending: Mapping[str, Set[str]],
     lease_s: float,
     grace_s: float = 10.0,
 ) -> int:
     """Make Redis's slots match the calls the database shows in progress; slots released.
 
-    Seeds them after Redis lost its data, and frees the slots of calls whose
-    outcome has been recorded (the API that records outcomes needs no Redis).
-    A slot taken in the last ``grace_s`` is kept: its dispatch may not have
-    written ``dialing`` yet.
+    Seeds them after Redis lost its data, and frees at once the slot of every
+    call whose outcome has been recorded (the API that records outcomes needs
+    no Redis). A slot of a job still ``queued`` is kept for ``grace_s``: its
+    dispatch takes the slot before it writes ``dialing``.
     """
-    limited = {name: a for name, a in accounts.items() if a.limits.max_concurrent}
+    limited = [name for name, a in accounts.items() if a.limits.max_concurrent]
     if slots.needs_seed():
-        slots.seed({name: live.get(name, ()) for name in limited}, lease_s)
+        slots.seed({name: live.get(name, set()) for name in limited}, lease_s)
         return 0
     now_s = slots.clock_s()
     released = 0
     for name in limited:
-        in_progress = set(live.get(name, ()))
+        in_progress, about_to_dial = live.get(name, set()), pending.get(name, set())
         for holder, expires_s in slots.holders(name).items():
-            taken_s = expires_s - lease_s
-            if holder not in in_progress and now_s - taken_s > grace_s:
-                released += slots.release(name, holder)
+            if holder in in_progress:
+                continue
+            if holder in about_to_dial and now_s - (expires_s - lease_s) <= grace_s:
+                continue
+            released += slots.release(name, holder)
     return released

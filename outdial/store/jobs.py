@@ -110,13 +110,13 @@ def due_jobs(
     return conn.execute(query).all()
 
 
-def in_flight_by_account(conn: Connection) -> dict[str, tuple[int, int]]:
-    """(queued, dialing or accepted) jobs per account."""
-    query = (
-        select(jobs.c.account, jobs.c.state, func.count())
-        .where(jobs.c.state.in_([JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED]))
-        .group_by(jobs.c.account, jobs.c.state)
+def in_flight_by_account(conn: Connection, unknown_since: datetime) -> dict[str, tuple[int, int]]:
+    """(queued, calls that may be live) per account: dialing, accepted, or unknown since ``unknown_since``."""
+    may_be_live = or_(
+        jobs.c.state.in_([JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED]),
+        (jobs.c.state == JobState.UNKNOWN) & (jobs.c.state_changed_at >= unknown_since),
     )
+    query = select(jobs.c.account, jobs.c.state, func.count()).where(may_be_live).group_by(jobs.c.account, jobs.c.state)
     counts: dict[str, list[int]] = {}
     for account, state, n in conn.execute(query):
         pair = counts.setdefault(str(account), [0, 0])
@@ -124,19 +124,25 @@ def in_flight_by_account(conn: Connection) -> dict[str, tuple[int, int]]:
     return {a: (q, f) for a, (q, f) in counts.items()}
 
 
-def live_calls(conn: Connection, unknown_since: datetime) -> dict[str, list[str]]:
-    """Per account, the ``job:attempt`` of every call that may be live: dialing, accepted, or
-    unknown since ``unknown_since`` (a call whose answer was lost may still be ringing)."""
-    query = select(jobs.c.account, jobs.c.id, jobs.c.attempts_used).where(
+def live_calls(conn: Connection, unknown_since: datetime) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Per account, the ``job:attempt`` of every call that may be live (dialing, accepted, or
+    unknown since ``unknown_since``: a call whose answer was lost may still be ringing), and of
+    every dispatch that may be about to dial (queued: its slot is taken before ``dialing``)."""
+    query = select(jobs.c.account, jobs.c.id, jobs.c.state, jobs.c.attempts_used, jobs.c.transport_retries).where(
         or_(
-            jobs.c.state.in_([JobState.DIALING, JobState.ACCEPTED]),
+            jobs.c.state.in_([JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED]),
             (jobs.c.state == JobState.UNKNOWN) & (jobs.c.state_changed_at >= unknown_since),
         )
     )
-    live: dict[str, list[str]] = {}
-    for account, job_id, attempt in conn.execute(query):
-        live.setdefault(str(account), []).append(f"{job_id}:{attempt}")
-    return live
+    live: dict[str, set[str]] = {}
+    pending: dict[str, set[str]] = {}
+    for account, job_id, state, attempts_used, transport_retries in conn.execute(query):
+        if state == JobState.QUEUED:
+            upcoming = attempts_used if transport_retries else attempts_used + 1
+            pending.setdefault(str(account), set()).add(f"{job_id}:{upcoming}")
+        else:
+            live.setdefault(str(account), set()).add(f"{job_id}:{attempts_used}")
+    return live, pending
 
 
 def mark_queued(conn: Connection, job_ids: Sequence[int], now: datetime) -> list[int]:
