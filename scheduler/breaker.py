@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from outdial import metrics
 from outdial.models import CampaignState
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
@@ -57,6 +58,7 @@ class BreakerCheck:
                             continue  # already paused or cancelled by someone: nothing to open
                     if breaker_store.trip(conn, scope, name, reason, now):
                         opened.append((scope, name))
+                        metrics.observe_breaker_trip(scope)
                         ids = {"account": name} if scope == "account" else {"campaign_id": name}
                         log.warning("breaker opened", extra={**ids, "reason": reason})
         return opened
