@@ -318,7 +318,7 @@ def with_schedule_at(draw: st.DrawFn, spec: dict[str, Any]) -> datetime:
 
 
 PROPERTY_SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
+    max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]
 )
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 
@@ -412,7 +412,11 @@ def test_recheck_at_dispatch_never_dials_outside_a_window(
     if oracle.continuous(due, claimed):
         assert isinstance(step, Due) and step.at == claimed
     elif spec["carry_over"]:
-        assert isinstance(step, Due) and step.at == oracle.first_allowed(claimed, CARRY_OVER_HORIZON)
+        moved = oracle.first_allowed(claimed, CARRY_OVER_HORIZON)
+        if moved is None:  # e.g. a sliver of overlap that a DST change closed for months
+            assert isinstance(step, Closed) and step.outcome == "rejected"
+        else:
+            assert isinstance(step, Due) and step.at == moved
     else:
         assert isinstance(step, Closed) and step.outcome == "expired"
     if isinstance(step, Due):
