@@ -272,7 +272,7 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench chaos", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m bench chaos", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short run CI uses (under 3 minutes)")
     parser.add_argument("--seed", type=int, default=None, help="fixes the fault order and the injected faults")
     parser.add_argument("--leads", type=int, default=None)
