@@ -246,6 +246,9 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         enqueue_leads(leads, names, seed)
         faults.run(fault_count, fault_every)
         wait_until_settled(database_url, timeout_s=90 if quick else 300)
+        # Nothing may dial while the two sides are read, or they would not describe the same moment.
+        for name in [n for n in stack.processes if n.startswith(("scheduler", "worker"))]:
+            stack.kill(name, signal.SIGTERM)
         sim_stats = httpx.get(f"{sim}/_sim/stats", timeout=10).json()["providers"]
         if stack is not None:
             stack.stop()
