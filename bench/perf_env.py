@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +32,22 @@ from outdial.db import make_engine, upgrade
 from outdial.settings import REPO_ROOT, Settings, get_settings, reset_settings
 from outdial.stack import fill_demo_credentials
 
-REDIS_PORT, PG_PORT, SIM_PORT, API_PORT = 6491, 5491, 18511, 18510
+# Private ports, the first free one of each range: two runs at once (CI and a person) do not collide.
+REDIS_PORTS, PG_PORTS, SIM_PORTS = range(6491, 6500), range(5491, 5498), range(18511, 18560)
+API_PORT = 18510  # never listened on: outcomes are not delivered during a run
+
+
+def free_port(candidates: range) -> int:
+    for port in candidates:
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {candidates.start}-{candidates.stop - 1}")
+
+
 QUEUE = "outdial.perf"
 ACCOUNT = "sim-callkaro"
 
@@ -72,15 +88,17 @@ class PerfEnv:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     template_id: int = 0
     saved_env: dict[str, str | None] = field(default_factory=dict)
+    sim_port: int = 0
 
     # --- servers ----------------------------------------------------------------------
 
     def start(self) -> None:
         self.workdir.chmod(0o755)  # the private PostgreSQL runs as the postgres user
-        self.redis_server = PrivateRedis(REDIS_PORT, self.workdir / "redis")
+        self.redis_server = PrivateRedis(free_port(REDIS_PORTS), self.workdir / "redis")
         self.redis_server.start()
+        self.sim_port = free_port(SIM_PORTS)
         if PrivatePostgres.available():
-            self.postgres = PrivatePostgres(PG_PORT, self.workdir / "pg")
+            self.postgres = PrivatePostgres(free_port(PG_PORTS), self.workdir / "pg")
             self.postgres.start()
             self.database_url = self.postgres.url
         else:  # pragma: no cover - machines without server binaries
@@ -94,9 +112,9 @@ class PerfEnv:
             "OUTDIAL_DATA_DIR": str(self.workdir / "var"),
             "OUTDIAL_QUEUE": QUEUE,
             "OUTDIAL_API_PORT": str(API_PORT),
-            "OUTDIAL_SIMULATOR_PORT": str(SIM_PORT),
+            "OUTDIAL_SIMULATOR_PORT": str(self.sim_port),
             "OUTDIAL_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
-            "OUTDIAL_SIMULATOR_URL": f"http://127.0.0.1:{SIM_PORT}",
+            "OUTDIAL_SIMULATOR_URL": f"http://127.0.0.1:{self.sim_port}",
             # Outcomes (webhooks, polls) are not what is measured here; keep them out of the run.
             "OUTDIAL_POLL_AFTER_S": "86400",
             "OUTDIAL_BREAKER_MIN_CALLS": "100000000",
@@ -111,7 +129,7 @@ class PerfEnv:
         self.engine = make_engine(self.database_url, pool_size=2)
         self.template_id = self._template_job()
         self.spawn("simulator", [sys.executable, "-m", "outdial", "simulator"])
-        wait_port(SIM_PORT, 60)
+        wait_port(self.sim_port, 60)
         self.configure_sim(latency_ms=0)
 
     def _fresh_shared_database(self) -> str:
@@ -126,12 +144,15 @@ class PerfEnv:
     def stop(self) -> None:
         for name in list(self.processes):
             self.kill(name)
-        if self.engine is not None:
-            self.engine.dispose()
-        if self.redis_server is not None:
-            self.redis_server.stop()
-        if self.postgres is not None:
-            self.postgres.stop()
+        # Each part stops even when another failed to (or never started).
+        for stop in (
+            self.engine.dispose if self.engine is not None else None,
+            self.redis_server.stop if self.redis_server is not None else None,
+            self.postgres.stop if self.postgres is not None else None,
+        ):
+            if stop is not None:
+                with contextlib.suppress(Exception):
+                    stop()
         for key, value in self.saved_env.items():
             if value is None:
                 os.environ.pop(key, None)
@@ -208,7 +229,7 @@ class PerfEnv:
     def configure_sim(self, **changes: Any) -> None:
         # No webhooks during a run: outcomes are not what is measured, and the API is not running.
         body = {"outcome_delay_s": 86400.0, **changes}
-        httpx.post(f"http://127.0.0.1:{SIM_PORT}/_sim/config/callkaro", json=body, timeout=10).raise_for_status()
+        httpx.post(f"http://127.0.0.1:{self.sim_port}/_sim/config/callkaro", json=body, timeout=10).raise_for_status()
 
     # --- jobs -------------------------------------------------------------------------
 
