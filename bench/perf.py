@@ -45,11 +45,11 @@ TARGETS = {
     "latency_hiding_ratio": ">= 0.8",
     "scheduler_backlog_ratio": "<= 1.5",
     "worker_memory_ratio": "<= 1.2",
-    "naive_eta_memory_ratio": "(naive design, for comparison)",
+    "naive_eta_memory_ratio": "(comparison)",
     "lateness_p50_s": "",
     "lateness_p99_s": "<= 1.0",
     "import_rows_per_s": "",
-    "import_floor_ratio": "(see python -m bench import)",
+    "import_floor_ratio": "(bench import)",
 }
 
 
