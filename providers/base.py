@@ -11,7 +11,7 @@ import hmac
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
@@ -166,6 +166,40 @@ class Adapter:
 
     def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
         return None
+
+
+def text_values(variables: Mapping[str, Any]) -> dict[str, str]:
+    """Lead variables for APIs that take text only: scalars as text, structures as JSON, nulls left out."""
+    out: dict[str, str] = {}
+    for key, value in variables.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            out[str(key)] = "true" if value else "false"
+        elif isinstance(value, str | int | float):
+            out[str(key)] = str(value)
+        else:
+            out[str(key)] = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+    return out
+
+
+def parse_time(value: object, *, naive_is_utc: bool = True) -> datetime | None:
+    """A provider's timestamp: ISO 8601 (``Z`` allowed) or Unix seconds.
+
+    A time without an offset is read as UTC, or refused (None) where the
+    provider's zone is unknown and a guess could be hours off.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, UTC)
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is not None:
+        return parsed
+    return parsed.replace(tzinfo=UTC) if naive_is_utc else None
 
 
 def safe_json(response: httpx.Response) -> Any:

@@ -7,12 +7,11 @@ timing, so the provider is only ever asked to call now.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, safe_json
+from providers.base import Adapter, CallEvent, CallRequest, Outcome, parse_time, safe_json
 
 # hangup_reason -> outcome. Not reached: a rejection is the callee declining (busy);
 # unavailable and unresponsive are no answer.
@@ -78,19 +77,9 @@ class CallKaro(Adapter):
                 event_key=f"{call_id}:{event}",
                 raw_status=reason,
                 outcome=HANGUP_OUTCOMES.get(reason, Outcome.FAILED) if event == "call_ended" else None,
-                ended_at=_parse_time(ended),
+                ended_at=parse_time(ended),
             )
         ]
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 ADAPTER = CallKaro()

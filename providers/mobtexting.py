@@ -27,14 +27,13 @@ import dataclasses
 import json
 import re
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
 from providers.accounts import Account, AccountError
-from providers.base import Adapter, CallEvent, CallRequest, DialResult, Outcome, Verdict, safe_json
+from providers.base import Adapter, CallEvent, CallRequest, DialResult, Outcome, Verdict, parse_time, safe_json
 
 FORM = "application/x-www-form-urlencoded"
 
@@ -170,7 +169,7 @@ class MOBtexting(Adapter):
                 event_key=f"{call_id}:{status or 'UNKNOWN'}",
                 raw_status=str(payload.get("status") or ""),
                 outcome=outcome,
-                ended_at=_parse_time(payload.get("end_at")) if outcome else None,
+                ended_at=parse_time(payload.get("end_at"), naive_is_utc=False) if outcome else None,
             )
         ]
 
@@ -204,7 +203,7 @@ class MOBtexting(Adapter):
             event_key=f"{provider_call_id}:status:{status or 'UNKNOWN'}",
             raw_status=raw,
             outcome=outcome,
-            ended_at=_parse_time(record.get("end_at")) if outcome else None,
+            ended_at=parse_time(record.get("end_at"), naive_is_utc=False) if outcome else None,
         )
 
 
@@ -213,18 +212,6 @@ def _first(levels: list[Mapping[str, Any]], key: str, account: Account) -> Any:
         if level.get(key) not in (None, ""):
             return level[key]
     raise AccountError(f"account {account.name}: option {key!r} is missing from the accounts file")
-
-
-def _parse_time(value: object) -> datetime | None:
-    """Only a time with its offset: MOBtexting's ``2019-08-16 15:09:51`` names no zone, so the
-    time of receipt stands in rather than a guess that could be hours off."""
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else None
 
 
 ADAPTER = MOBtexting()

@@ -30,14 +30,23 @@ import hmac
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from providers.accounts import Account, AccountError
-from providers.base import Adapter, CallEvent, CallRequest, DialResult, Outcome, Verdict, WebhookRefused, safe_json
+from providers.base import (
+    Adapter,
+    CallEvent,
+    CallRequest,
+    DialResult,
+    Outcome,
+    Verdict,
+    WebhookRefused,
+    parse_time,
+    safe_json,
+    text_values,
+)
 
 SIGNATURE_HEADER = "x-nixflex-signature"
 SIGNATURE_TOLERANCE_S = 300
@@ -67,21 +76,6 @@ CALL_STATUS_OUTCOMES: dict[str, Outcome | None] = {
     "failed": Outcome.FAILED,
     "canceled": Outcome.NO_ANSWER,
 }
-
-
-def prompt_vars(variables: Mapping[str, Any]) -> dict[str, str]:
-    """``dynamic_vars`` are interpolated into text: scalars as text, structures as JSON, nulls left out."""
-    out: dict[str, str] = {}
-    for key, value in variables.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[str(key)] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            out[str(key)] = str(value)
-        else:
-            out[str(key)] = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return out
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -147,7 +141,7 @@ class Nixflex(Adapter):
             "agent_id": str(call.option(account, "agent_id")),
             "to_number": call.to_number,
             "prompt": prompt,
-            "dynamic_vars": prompt_vars(call.variables),
+            "dynamic_vars": text_values(call.variables),
         }
         for optional in ("from_number", "campaign_id"):
             value = call.options.get(optional, account.options.get(optional))
@@ -248,7 +242,7 @@ class Nixflex(Adapter):
                 event_key=f"{call_id}:{event}",
                 raw_status=_raw(status, reason),
                 outcome=outcome,
-                ended_at=_parse_time(data.get("ended_at")) if outcome else None,
+                ended_at=parse_time(data.get("ended_at")) if outcome else None,
             )
         ]
 
@@ -273,24 +267,12 @@ class Nixflex(Adapter):
             event_key=f"{provider_call_id}:status:{raw}",
             raw_status=raw,
             outcome=outcome,
-            ended_at=_parse_time(record.get("ended_at")) if outcome else None,
+            ended_at=parse_time(record.get("ended_at")) if outcome else None,
         )
 
 
 def _raw(status: str, reason: str) -> str:
     return f"{status}:{reason}" if status and reason else status or reason
-
-
-def _parse_time(value: object) -> datetime | None:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value, UTC)
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 ADAPTER = Nixflex()

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, safe_json
+from providers.base import Adapter, CallEvent, CallRequest, Outcome, parse_time, safe_json, text_values
 
 # Call request status (GET /v1/Outbound/CallRequest/{id}). None: not over yet.
 # Completed says only that the request was carried out: how the call went is
@@ -109,23 +108,6 @@ def raw_call_status(status: int | None, conversation_status: int | None) -> str:
     return f"{name(status, CALL_STATUS_NAMES)}/{name(conversation_status, CONVERSATION_STATUS_NAMES)}"
 
 
-def call_data(variables: Mapping[str, Any]) -> dict[str, str]:
-    """``callData`` takes string values only: scalars as text, structures as JSON, nulls left out."""
-    out: dict[str, str] = {}
-    for key, value in variables.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[str(key)] = "true" if value else "false"
-        elif isinstance(value, str):
-            out[str(key)] = value
-        elif isinstance(value, int | float):
-            out[str(key)] = str(value)
-        else:
-            out[str(key)] = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return out
-
-
 class NLPearl(Adapter):
     name = "nlpearl"
 
@@ -142,7 +124,7 @@ class NLPearl(Adapter):
 
     def build_request(self, account: Account, call: CallRequest) -> httpx.Request:
         body: dict[str, object] = {"to": call.to_number}
-        data = call_data(call.variables)
+        data = text_values(call.variables)
         if data:
             body["callData"] = data
         path = f"/v1/Outbound/{quote(self.outbound_id(account, call), safe='')}/Call"
@@ -194,7 +176,7 @@ class NLPearl(Adapter):
         status = _int(payload.get("status"))
         conversation = _int(payload.get("conversationStatus"))
         outcome = call_outcome(status, conversation)
-        ended = _parse_time(payload.get("endTime") or payload.get("endedAt")) if outcome else None
+        ended = parse_time(payload.get("endTime") or payload.get("endedAt")) if outcome else None
         return CallEvent(
             provider_call_id=str(key_id),
             event_key=f"{key_id}:call:{call_id or '-'}:{status}:{conversation}",
@@ -254,16 +236,6 @@ def _int(value: object) -> int | None:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
     return None
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 ADAPTER = NLPearl()

@@ -14,14 +14,12 @@ import hmac
 import json
 import time
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, WebhookRefused, safe_json
+from providers.base import Adapter, CallEvent, CallRequest, Outcome, WebhookRefused, parse_time, safe_json, text_values
 
 SIGNATURE_HEADER = "x-trillet-signature"
 
@@ -50,21 +48,6 @@ DETAIL_OUTCOMES: dict[str, Outcome] = {
 }
 
 
-def string_values(variables: Mapping[str, Any]) -> dict[str, str]:
-    """Script variables are strings: scalars as text, structures as JSON, nulls left out."""
-    out: dict[str, str] = {}
-    for key, value in variables.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            out[str(key)] = "true" if value else "false"
-        elif isinstance(value, str | int | float):
-            out[str(key)] = str(value)
-        else:
-            out[str(key)] = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
-    return out
-
-
 def sign(secret: str, body: bytes) -> str:
     """The ``X-Trillet-Signature`` of a body: hex HMAC-SHA256 keyed with the whole ``whsec_`` secret."""
     return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -85,7 +68,7 @@ class Trillet(Adapter):
         body: dict[str, object] = {
             "to": call.to_number,
             "call_agent_id": str(call.option(account, "agent_id")),
-            "dynamic_variables": string_values(call.variables),
+            "dynamic_variables": text_values(call.variables),
             # Passed through to the webhook: ties an event to its job even without our call id.
             "metadata": {"outdial_job_id": str(call.job_id), "outdial_attempt": str(call.attempt)},
         }
@@ -159,7 +142,7 @@ class Trillet(Adapter):
                 event_key=f"{call_id}:{event}",
                 raw_status=raw,
                 outcome=outcome,
-                ended_at=_parse_time(data.get("endedAt") or data.get("ended_at")) if outcome else None,
+                ended_at=parse_time(data.get("endedAt") or data.get("ended_at")) if outcome else None,
             )
         ]
 
@@ -186,7 +169,7 @@ class Trillet(Adapter):
             event_key=f"{provider_call_id}:history:{status}",
             raw_status=f"{status}:{detail}" if detail else status,
             outcome=outcome,
-            ended_at=_parse_time(record.get("endedAt") or record.get("ended_at")) if outcome else None,
+            ended_at=parse_time(record.get("endedAt") or record.get("ended_at")) if outcome else None,
         )
 
 
@@ -206,19 +189,9 @@ def _reset_time(value: object) -> float | None:
         try:
             return _reset_time(float(value))
         except ValueError:
-            parsed = _parse_time(value)
+            parsed = parse_time(value)
             return parsed.timestamp() if parsed else None
     return None
-
-
-def _parse_time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 ADAPTER = Trillet()

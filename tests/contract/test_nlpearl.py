@@ -23,12 +23,12 @@ from outdial.settings import Settings
 from outdial.store import jobs as job_store
 from providers.accounts import Account, load_accounts
 from providers.base import CallRequest, Outcome, Verdict, WebhookRefused
+from providers.base import text_values as call_data
 from providers.nlpearl import (
     CALL_OUTCOMES,
     CONVERSATION_OUTCOMES,
     REQUEST_OUTCOMES,
     NLPearl,
-    call_data,
     call_outcome,
 )
 from providers.transport import Timeouts, send
