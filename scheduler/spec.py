@@ -125,7 +125,11 @@ def parse_days(value: Any) -> frozenset[int] | None:
     return frozenset(days)
 
 
-Minutes = Annotated[int, Field(ge=0)]
+# A year: a longer gap is a typo, and would overflow date arithmetic.
+MAX_GAP_MINUTES = 366 * 24 * 60
+Minutes = Annotated[int, Field(ge=0, le=MAX_GAP_MINUTES)]
+# Far enough from the calendar's ends that zone offsets and the search horizon stay inside it.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 9000
 
 
 class TimingFields(BaseModel):
@@ -148,8 +152,8 @@ class TimingFields(BaseModel):
     @field_validator("schedule_at")
     @classmethod
     def _check_schedule_at(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_instant(value)
+        if value is not None and not EARLIEST_YEAR <= parse_instant(value).year <= LATEST_YEAR:
+            raise ValueError(f"{value!r} is outside the years {EARLIEST_YEAR}-{LATEST_YEAR}")
         return value
 
     @field_validator("min_trigger_time")
