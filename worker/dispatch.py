@@ -19,7 +19,6 @@ from outdial.models import CampaignState, JobState
 from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
-from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
 from providers import adapter_for
 from providers.accounts import Account, AccountError
@@ -51,7 +50,7 @@ class Dispatcher:
         now = now or datetime.now(UTC)
         started = time.monotonic()
         with self.engine.begin() as conn:
-            job = job_store.get_job(conn, job_id)
+            job = job_store.job_to_dispatch(conn, job_id)
             if job is None:
                 return "missing"
             logs.bind(job_id=job_id, campaign_id=job.campaign_id, account=job.account)
@@ -104,7 +103,7 @@ class Dispatcher:
     def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | int | None:
         """Reasons not to dial right now, each moving the job on from ``queued``;
         otherwise the campaign's calls-per-minute limit (None: no limit)."""
-        if dnc_store.is_listed(conn, job.to_number):
+        if job.do_not_call:  # read with the job (job_store.job_to_dispatch)
             job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SUPPRESSED, now, reason="do_not_call")
             return "suppressed"
         calls_per_minute: int | None = None

@@ -11,12 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, func, insert, or_, select, update
+from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
 
-from outdial.models import Attempt, Breaker, Campaign, CampaignState, Job, JobState
+from outdial.models import Attempt, Breaker, Campaign, CampaignState, DncNumber, Job, JobState
 from outdial.store import AnyRow, table
 
 jobs = table(Job)
+dnc = table(DncNumber)
 attempts = table(Attempt)
 campaigns = table(Campaign)
 breakers = table(Breaker)
@@ -56,6 +57,12 @@ def job_by_idempotency_key(conn: Connection, key: str) -> int | None:
 
 def get_job(conn: Connection, job_id: int) -> AnyRow | None:
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
+
+
+def job_to_dispatch(conn: Connection, job_id: int) -> AnyRow | None:
+    """The job, with ``do_not_call``: whether its number is on the list (one query for both)."""
+    listed = exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")
+    return conn.execute(select(jobs, listed).where(jobs.c.id == job_id)).first()
 
 
 # Scheduler ------------------------------------------------------------------------------
@@ -202,7 +209,8 @@ def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> D
     number = job.attempts_used if resend else job.attempts_used + 1
     if not set_state(conn, job.id, JobState.QUEUED, JobState.DIALING, now, attempts_used=number):
         return None
-    seq = conn.execute(select(func.count()).where(attempts.c.job_id == job.id)).scalar_one() + 1
+    # The job's request count, taken inside the INSERT: one round trip less per dispatch.
+    seq = select(func.count() + 1).where(attempts.c.job_id == job.id).scalar_subquery()
     attempt_id = conn.execute(
         insert(attempts)
         .values(
