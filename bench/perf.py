@@ -91,9 +91,10 @@ def dispatch_run(env: PerfEnv, calls: int) -> dict[str, Any]:
     return result
 
 
-def dispatch_scenarios(env: PerfEnv, sizes: Sizes, report: dict[str, Any]) -> None:
-    log("warming up the worker")
-    env.start_worker("worker")
+def dispatch_scenarios(env: PerfEnv, sizes: Sizes, report: dict[str, Any], workers: int) -> None:
+    log(f"warming up {workers} worker(s)")
+    for n in range(workers):
+        env.start_worker(f"worker-{n + 1}" if n else "worker")
     env.start_scheduler()
     dispatch_run(env, sizes.warm_calls)
     env.noop_run(sizes.warm_calls)
@@ -216,10 +217,10 @@ def lateness_run(env: PerfEnv, rate: float, seconds: float) -> dict[str, Any]:
 # --- the run ----------------------------------------------------------------------------
 
 
-def run(quick: bool, pool: str, concurrency: int, only: set[str] | None = None) -> dict[str, Any]:
+def run(quick: bool, pool: str, concurrency: int, only: set[str] | None = None, workers: int = 1) -> dict[str, Any]:
     sizes = Sizes.of(quick)
     report: dict[str, Any] = {key: None for key in TARGETS}
-    report["pool"] = {"pool": pool, "concurrency": concurrency}
+    report["pool"] = {"pool": pool, "concurrency": concurrency, "dispatch_workers": workers}
     report["quick"] = quick
     started = time.monotonic()
     env = PerfEnv(pool, concurrency)
@@ -228,8 +229,9 @@ def run(quick: bool, pool: str, concurrency: int, only: set[str] | None = None) 
         log(f"starting private Redis and PostgreSQL in {env.workdir}")
         env.start()
         if "dispatch" in wanted:
-            dispatch_scenarios(env, sizes, report)
-            env.kill("worker")
+            dispatch_scenarios(env, sizes, report, workers)
+            for n in range(workers):
+                env.kill(f"worker-{n + 1}" if n else "worker")
             env.kill("scheduler")
         if wanted & {"scheduler", "memory", "lateness"}:
             # A fresh worker for the memory figure: idle after a few calls, then the same with the backlog.
@@ -361,7 +363,10 @@ def table(report: dict[str, Any]) -> str:
         shown = "null" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
         lines.append(f"{key:<26}{shown:>12}  {target:<14}{details.get(key, '')}")
     pool = report.get("pool", {})
-    lines.append(f"worker: --pool {pool.get('pool')} --concurrency {pool.get('concurrency')}")
+    lines.append(
+        f"worker: --pool {pool.get('pool')} --concurrency {pool.get('concurrency')}"
+        f" ({pool.get('dispatch_workers', 1)} process(es) for dispatch and latency)"
+    )
     return "\n".join(lines)
 
 
@@ -404,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", default="threads", help="the worker's Celery pool (default threads)")
     parser.add_argument("--concurrency", type=int, default=64, help="the worker's threads or processes")
     parser.add_argument("--only", default=None, help="comma-separated: dispatch,scheduler,memory,lateness,naive,import")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes for the dispatch scenarios (the others use one)"
+    )
     parser.add_argument("--render", default=None, help="print the table and summary of a saved report, run nothing")
     args = parser.parse_args(argv)
     only = set(args.only.split(",")) if args.only else None
@@ -414,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.render:
         report, name = json.loads(Path(args.render).read_text()), args.render
     else:
-        report = run(args.quick, args.pool, args.concurrency, only)
+        report = run(args.quick, args.pool, args.concurrency, only, args.workers)
     lateness_figures(report)
     if not args.render:
         results.mkdir(parents=True, exist_ok=True)
