@@ -62,10 +62,16 @@ class Dispatcher:
             prepared = self._prepare(conn, job, now)
             if isinstance(prepared, str):
                 return prepared
-        account, request = prepared
+            account, request = prepared
+            # No limit applies to this call: ``queued -> dialing`` commits with the checks, in
+            # one transaction (one pool checkout and one BEGIN/COMMIT less than the paced path).
+            unpaced = not self._paced(account, job.campaign_id, held)
+            if unpaced:
+                now += timedelta(seconds=time.monotonic() - started)
+                start = job_store.begin_dial(conn, job, account.provider, now)
         attempt = job.attempts_used + (0 if job.transport_retries else 1)
         gate = Gate(True)
-        if self.pacer is not None:
+        if self.pacer is not None and not unpaced:
             gate = self.pacer.admit(account, job.id, attempt, job.to_number, now, job.campaign_id, held)
             if not gate.open:
                 metrics.observe_pacing_wait(account.name)
@@ -74,10 +80,11 @@ class Dispatcher:
                         conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now, next_due_at=gate.retry_at
                     )
                 return f"paced:{gate.reason}"
-        # Time spent waiting for a turn counts: the request is stamped when it leaves.
-        now += timedelta(seconds=time.monotonic() - started)
-        with self.engine.begin() as conn:
-            start = job_store.begin_dial(conn, job, account.provider, now)
+        if not unpaced:
+            # Time spent waiting for a turn counts: the request is stamped when it leaves.
+            now += timedelta(seconds=time.monotonic() - started)
+            with self.engine.begin() as conn:
+                start = job_store.begin_dial(conn, job, account.provider, now)
         if start is None:
             if self.pacer is not None:
                 self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
@@ -99,6 +106,16 @@ class Dispatcher:
             self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
         return str(sent.result.verdict)
+
+    def _paced(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> bool:
+        """Whether any cluster-wide limit applies to this call (then the pacer must admit it)."""
+        if self.pacer is None:
+            return False
+        return bool(
+            self.settings.per_number_daily_attempts
+            or account.limits.max_concurrent
+            or self.pacer.rates(account, campaign_id, calls_per_minute)
+        )
 
     def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | int | None:
         """Reasons not to dial right now, each moving the job on from ``queued``;
