@@ -26,6 +26,7 @@ from scheduler.poller import StatusPoller
 from scheduler.rounds import Rounds
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
+from worker.outcomes import apply_late_matches
 from worker.pacer import Pacer, queue_budget, sync_slots
 
 log = logging.getLogger("outdial.scheduler")
@@ -42,6 +43,7 @@ class TickReport:
     lost: int = 0
     polled: int = 0
     round_jobs: int = 0
+    late_matches: int = 0
 
     @property
     def busy(self) -> bool:
@@ -100,6 +102,7 @@ class Scheduler:
                 self.send_job(job_id)
                 report.enqueued.append(job_id)
         self.reconcile(now, report)
+        report.late_matches = apply_late_matches(self.engine, now, self.settings)
         if self.poller is not None and (
             self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
         ):

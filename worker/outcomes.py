@@ -124,3 +124,30 @@ def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetim
                 now,
                 settings,
             )
+
+
+def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit: int = 500) -> int:
+    """Apply events stored as unmatched whose call id is now known; how many were applied.
+
+    A webhook can commit "unmatched" just after the worker recorded the call id and
+    looked for waiting events, so the worker alone cannot catch every one.
+    """
+    applied = 0
+    with engine.begin() as conn:
+        for event in event_store.matchable_unmatched(conn, limit):
+            if event.outcome is None:
+                event_store.mark_event(conn, event.id, "noted")
+                continue
+            result = apply_outcome(
+                conn,
+                event.id,
+                event.provider,
+                event.provider_call_id,
+                event.outcome,
+                event.raw_status or "",
+                event.ended_at or now,
+                now,
+                settings,
+            )
+            applied += result == "applied"
+    return applied

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from outdial.models import ProviderEvent
+from outdial.models import Attempt, ProviderEvent
 from outdial.store import AnyRow, table
 
 events = table(ProviderEvent)
@@ -42,3 +42,21 @@ def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[
         )
         .order_by(events.c.id)
     ).all()
+
+
+def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
+    """Unmatched events whose call id has since been recorded on an attempt (a webhook that raced
+    the worker's own record of the call)."""
+    attempts = table(Attempt)
+    query = (
+        select(events)
+        .where(
+            events.c.applied == "unmatched",
+            select(attempts.c.id)
+            .where(attempts.c.provider == events.c.provider, attempts.c.provider_call_id == events.c.provider_call_id)
+            .exists(),
+        )
+        .order_by(events.c.id)
+        .limit(limit)
+    )
+    return conn.execute(query).all()

@@ -217,3 +217,38 @@ def test_missing_credential_rejects_without_dialling(
     with engine.connect() as conn:
         job = job_store.get_job(conn, job_id)
     assert job is not None and "OUTDIAL_TEST_CK_KEY" in (job.reason or "")
+
+
+@respx.mock
+def test_webhook_that_lost_the_race_with_the_worker_is_applied_by_the_scheduler(
+    engine: Engine, settings: Settings
+) -> None:
+    """The API stored the event as unmatched just after the worker had looked for waiting events."""
+    from outdial.store import events as event_store
+
+    job_id = make_job(engine, settings)
+    claim(engine, settings)
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "raced"}))
+    assert dispatcher(engine, settings).dispatch(job_id, NOW) == "accepted"
+    with engine.begin() as conn:  # what the API's transaction committed after the worker's replay
+        event_id = event_store.store_event(
+            conn,
+            {
+                "provider": "callkaro",
+                "account": "ck",
+                "event_key": "raced:call_ended",
+                "provider_call_id": "raced",
+                "kind": "webhook",
+                "payload": "{}",
+                "raw_status": "CLIENT_INITIATED",
+                "outcome": "completed",
+                "ended_at": NOW,
+                "received_at": NOW,
+            },
+        )
+        assert event_id is not None
+        event_store.mark_event(conn, event_id, "unmatched")
+    assert state(engine, job_id) == "accepted"
+    report = Scheduler(engine, settings, lambda _: None).tick(NOW + timedelta(seconds=1))
+    assert report.late_matches == 1
+    assert state(engine, job_id) == "completed"
