@@ -44,13 +44,18 @@ def worker(
     # Threads by default: a dispatch spends most of its time waiting on the provider, and
     # 64 threads keep 250 ms of provider latency hidden where prefork's few processes cannot
     # (docs/benchmarks.md: latency hiding 0.47 with 8 threads, about 1.0 with 64).
-    concurrency: int = typer.Option(64, "--concurrency", "-c", help="Threads or processes (0: Celery's default)."),
+    concurrency: int = typer.Option(
+        -1, "--concurrency", "-c", help="Threads or processes (default: 64 threads; 0: Celery's default)."
+    ),
     pool: str = typer.Option("threads", "--pool", "-P", help="Celery pool: threads, prefork, solo."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
     from worker.app import app
 
+    if concurrency < 0:
+        # 64 is for threads; a prefork worker keeps Celery's default (one process per core).
+        concurrency = 64 if pool == "threads" else 0
     argv = ["worker", "-E", f"--pool={pool}", f"--loglevel={loglevel}", "-Q", get_settings().queue]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
