@@ -69,15 +69,15 @@ def chaos_accounts(path: Path) -> list[str]:
         raw = {**raw, "limits": {"calls_per_second": CALLS_PER_SECOND, "max_concurrent": MAX_CONCURRENT}}
         lines.append(f"[accounts.{name}]")
         for key, value in raw.items():
-            lines.append(f"{key} = {_toml(value)}")
+            lines.append(f"{key} = {toml_value(value)}")
         lines.append("")
     path.write_text("\n".join(lines))
     return names
 
 
-def _toml(value: Any) -> str:
+def toml_value(value: Any) -> str:
     if isinstance(value, dict):
-        return "{ " + ", ".join(f"{k} = {_toml(v)}" for k, v in value.items()) + " }"
+        return "{ " + ", ".join(f"{k} = {toml_value(v)}" for k, v in value.items()) + " }"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

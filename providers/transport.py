@@ -37,17 +37,27 @@ def classify_exception(exc: httpx.HTTPError) -> DialResult:
 class Sent:
     result: DialResult
     latency_ms: float
+    # When the request body was fully written (time.monotonic()), None if it never was:
+    # the moment the provider may have it, which pacing counts by.
+    written_at: float | None = None
 
 
 def send(client: httpx.Client, adapter: Adapter, request: httpx.Request, timeouts: Timeouts) -> Sent:
     request.extensions["timeout"] = timeouts.httpx().as_dict()
+    written: list[float] = []
+
+    def trace(event: str, _info: dict[str, object]) -> None:
+        if event.endswith("send_request_body.complete"):
+            written.append(time.monotonic())
+
+    request.extensions["trace"] = trace
     started = time.perf_counter()
     try:
         response = client.send(request)
     except httpx.HTTPError as exc:
-        return Sent(classify_exception(exc), (time.perf_counter() - started) * 1000)
+        return Sent(classify_exception(exc), (time.perf_counter() - started) * 1000, written[0] if written else None)
     latency = (time.perf_counter() - started) * 1000
-    return Sent(adapter.parse_response(response), latency)
+    return Sent(adapter.parse_response(response), latency, written[0] if written else None)
 
 
 def fetch(client: httpx.Client, request: httpx.Request, timeouts: Timeouts) -> httpx.Response | None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import time
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import simulator
-from simulator.base import Dropped, ProviderSim
+from simulator.base import ARRIVAL, Dropped, ProviderSim
 
 _NOT_SIMULATORS = {"app", "base"}
 
@@ -33,6 +34,7 @@ class DropConnection:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ARRIVAL.set(time.monotonic())
         try:
             await self.app(scope, receive, send)
         except Dropped:
@@ -50,8 +52,13 @@ def create_app(config: dict[str, dict[str, Any]] | None = None) -> Any:
         app.include_router(sim.router)
 
     @app.get("/_sim/stats")
-    def stats() -> dict[str, Any]:
-        return {"providers": {name: sim.stats() for name, sim in sims.items()}}
+    def stats(times: bool = False) -> dict[str, Any]:
+        """Requests and calls per provider; with ``times``, when each call was accepted (seconds)."""
+        out = {name: sim.stats() for name, sim in sims.items()}
+        if times:
+            for name, sim in sims.items():
+                out[name]["accept_times"] = list(sim.accept_times)
+        return {"providers": out}
 
     @app.post("/_sim/config/{provider}")
     async def configure(provider: str, request: Request) -> dict[str, Any]:

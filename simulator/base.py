@@ -10,11 +10,13 @@ provider's document says, then :meth:`ProviderSim.accept` the call.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import os
 import random
 import time
 import uuid
+import weakref
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,6 +29,11 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 log = logging.getLogger("outdial.simulator")
+
+# When the request being handled arrived (time.monotonic()), set by the app's outermost layer:
+# calls are timed by their arrival, as a provider's limits count them, not by when the
+# simulated latency and validation are done.
+ARRIVAL: contextvars.ContextVar[float] = contextvars.ContextVar("arrival")
 
 OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
 DEMO_WEBHOOK_SECRET = "sim-webhook-secret"
@@ -115,6 +122,8 @@ class ProviderSim:
             "active_calls": self.active,
             "max_active_calls": self.max_active,
             "max_calls_per_second": max_in_window(self.accept_times, 1.0),
+            # From the first accepted call to the last: the long-run rate is (accepted - 1) / span.
+            "accept_span_s": (max(self.accept_times) - min(self.accept_times)) if self.accept_times else 0.0,
         }
 
     async def admit(self, to: str, handle: Callable[[], Awaitable[Response]]) -> Response:
@@ -169,7 +178,7 @@ class ProviderSim:
         )
         self.calls[call.call_id] = call
         self.accepted[to] += 1
-        self.accept_times.append(time.monotonic())
+        self.accept_times.append(ARRIVAL.get(time.monotonic()))
         self.active += 1
         self.max_active = max(self.max_active, self.active)
         task = asyncio.get_running_loop().create_task(self._finish(call))
@@ -190,9 +199,25 @@ class ProviderSim:
         url = call.meta.get("callback_url") or self.config.webhook_url or default_webhook_url(self.default_account)
         body, headers = self.webhook(call, self.config)
         copies = 2 if self.rng.random() < self.config.webhook_duplicate_rate else 1
-        async with httpx.AsyncClient(timeout=10) as client:
-            for _ in range(copies):
-                await _post_with_retries(client, url, body, headers)
+        for _ in range(copies):
+            await post_webhook(url, body, headers)
+
+
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx.AsyncClient] = weakref.WeakKeyDictionary()
+
+
+def webhook_client() -> httpx.AsyncClient:
+    """One client per event loop, kept: making one builds an SSL context, which blocks the loop for
+    tens of milliseconds and would show up as jitter in every call the simulator times."""
+    loop = asyncio.get_running_loop()
+    client = _clients.get(loop)
+    if client is None:
+        client = _clients[loop] = httpx.AsyncClient(timeout=10)
+    return client
+
+
+async def post_webhook(url: str, body: dict[str, Any], headers: dict[str, str]) -> None:
+    await _post_with_retries(webhook_client(), url, body, headers)
 
 
 async def _post_with_retries(

@@ -16,11 +16,10 @@ import secrets
 import uuid
 from typing import Any
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from simulator.base import ProviderSim, SimCall, SimConfig, _post_with_retries, default_webhook_url, webhook_secret
+from simulator.base import ProviderSim, SimCall, SimConfig, default_webhook_url, post_webhook, webhook_secret
 
 DEMO_ACCOUNT = "sim-account"
 DEMO_KEY = "sim-key"
@@ -226,8 +225,7 @@ def start_webhook(call: SimCall) -> None:
 
     async def post() -> None:
         await asyncio.sleep(0.05)  # after the create-call answer, as a real call starts after it
-        async with httpx.AsyncClient(timeout=10) as client:
-            await _post_with_retries(client, url, body, headers)
+        await post_webhook(url, body, headers)
 
     task = asyncio.get_running_loop().create_task(post())
     SIMULATOR.tasks.add(task)

@@ -23,7 +23,7 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from simulator.base import ProviderSim, SimCall, SimConfig, _post_with_retries, default_webhook_url, webhook_secret
+from simulator.base import ProviderSim, SimCall, SimConfig, default_webhook_url, post_webhook, webhook_secret
 
 DEMO_KEY = "sim-key"
 DEMO_WORKSPACE = "sim-workspace"
@@ -191,8 +191,7 @@ def start_webhook(call: SimCall) -> None:
 
     async def post() -> None:
         await asyncio.sleep(0.05)
-        async with httpx.AsyncClient(timeout=10) as client:
-            await _post_with_retries(client, url, body, headers)
+        await post_webhook(url, body, headers)
 
     task = asyncio.get_running_loop().create_task(post())
     SIMULATOR.tasks.add(task)

@@ -23,7 +23,7 @@ from outdial.store import jobs as job_store
 from providers import adapter_for
 from providers.accounts import Account, AccountError
 from providers.base import CallRequest, DialResult, Verdict
-from providers.transport import Timeouts, send
+from providers.transport import Sent, Timeouts, send
 from scheduler.retries import after_outcome, transport_backoff
 from scheduler.spec import rules_for
 from scheduler.timing import Closed, recheck
@@ -97,7 +97,14 @@ class Dispatcher:
             "account": account.name,
         }
         log.info("dialing", extra=extra)
-        sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
+        ticket = self.pacer.clear_to_send(account, str(start.attempt_id)) if self.pacer is not None else None
+        if self.pacer is not None and ticket is None:
+            # Nothing left: the job waits for a later turn like any transport trouble, budget untouched.
+            sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code="pacing_wait", message="no room to send"), 0.0)
+        else:
+            sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
+            if self.pacer is not None and ticket is not None:
+                self.pacer.sent(ticket, sent.written_at)
         metrics.observe_dial(account.provider, str(sent.result.verdict), sent.latency_ms, start.due_at, now)
         done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:

@@ -23,7 +23,15 @@ from outdial.settings import Settings
 from providers.accounts import Account
 from providers.base import DialResult, Verdict
 from scheduler.spec import callee_zones, zone
-from worker.pacing import ConcurrencySlots, DailyAttempts, Rate, RateLimiter, account_key, campaign_key
+from worker.pacing import (
+    ConcurrencySlots,
+    DailyAttempts,
+    Rate,
+    RateLimiter,
+    SendWindow,
+    account_key,
+    campaign_key,
+)
 
 log = logging.getLogger("outdial.pacing")
 
@@ -37,6 +45,16 @@ class Gate:
     reason: str | None = None
     holder: str | None = None  # the concurrency slot taken, if any
     day: date | None = None  # the callee-local day counted, if any
+
+
+@dataclass(frozen=True)
+class SendTicket:
+    """A send let through the hard cap: its id, and Redis's and this process's clocks at that moment."""
+
+    send_id: str
+    key: str | None  # None: the account has no calls-per-second limit
+    redis_us: int
+    monotonic: float
 
 
 def holder_name(job_id: int, attempt: int) -> str:
@@ -58,6 +76,7 @@ class Pacer:
         self.limiter = RateLimiter(client, prefix)
         self.slots = ConcurrencySlots(client, prefix, require_seeded=True)
         self.daily = DailyAttempts(client, prefix)
+        self.sends = SendWindow(client, prefix)
         self.client = client
 
     def rates(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> list[Rate]:
@@ -109,6 +128,44 @@ class Pacer:
             self._give_back(account, to_number, day, holder, quietly=True)
             return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
         return Gate(True, holder=holder, day=day)
+
+    def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
+        """Wait until the account's last second of sends has room for this one; None if it never did.
+
+        The hard cap behind the smooth GCRA turns: at most ``calls_per_second``
+        requests reach the provider in any one second (see :class:`SendWindow`).
+        Report what became of the request with :meth:`sent`.
+        """
+        limit = account.limits.calls_per_second
+        if not limit:
+            return SendTicket(send_id, None, 0, 0.0)
+        key = account_key(account.name)
+        deadline = time.monotonic() + max_wait_s
+        lease = self.settings.provider_connect_timeout_s + self.settings.provider_read_timeout_s
+        try:
+            while True:
+                wait, redis_now_us = self.sends.try_send(key, math.floor(limit), send_id, lease_s=lease)
+                if not wait:
+                    return SendTicket(send_id, key, redis_now_us, time.monotonic())
+                if time.monotonic() + wait > deadline:
+                    return None
+                time.sleep(wait)
+        except RedisError as exc:
+            log.warning("pacing unavailable at send time: %s", exc, extra={"account": account.name})
+            return None
+
+    def sent(self, ticket: SendTicket, written_at: float | None) -> None:
+        """Count the request from the moment it was written, or not at all if it never was."""
+        if ticket.key is None:
+            return
+        try:
+            if written_at is None:
+                self.sends.forget(ticket.key, ticket.send_id)
+            else:
+                at_us = ticket.redis_us + round((written_at - ticket.monotonic) * 1_000_000)
+                self.sends.written(ticket.key, ticket.send_id, at_us)
+        except RedisError as exc:  # the entry's lease still bounds it
+            log.warning("pacing bookkeeping failed: %s", exc)
 
     def after(self, account: Account, to_number: str, gate: Gate, result: DialResult) -> None:
         """Give back what a request that placed no call took; keep it while a call may be live."""

@@ -188,6 +188,25 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
 
 # --- Attempts per number per local day ----------------------------------------------------
 # ARGV: limit, ttl in seconds. Returns {granted (0/1), count after}.
+# --- Requests that may have reached the provider in the last second (the hard cap) -------
+# KEYS[1]: sorted set of send ids scored by the latest Redis time (µs) each may arrive at the
+# provider. ARGV: limit, id, window µs, in-flight lease µs. A send in flight is scored
+# now + lease (it may arrive any moment); once written it is re-scored to that moment.
+# Returns {1, now} when the send may go now, else {0, µs until one leaves the window}.
+_SEND = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[3])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
+  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[4]), ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], math.ceil((window + tonumber(ARGV[4])) / 1000) + 1000)
+  return {1, now}
+end
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return {0, math.max(1, tonumber(oldest[2]) + window - now + 1)}
+"""
+
 _ATTEMPT = """
 local n = tonumber(redis.call('GET', KEYS[1]) or 0)
 if n >= tonumber(ARGV[1]) then return {0, n} end
@@ -446,6 +465,41 @@ def _lease_us(lease_s: float) -> int:
 
 
 # --- Attempts per number per day ----------------------------------------------------------
+
+
+class SendWindow:
+    """At most ``limit`` requests reaching the provider in any window, whatever delays a sender.
+
+    The GCRA turns pace calls smoothly, but a request can be held up between its
+    turn and the wire (a slow commit, a descheduled thread) and then bunch with
+    the next. So each send is counted by the latest moment it may reach the
+    provider: while in flight that is "any moment now" (up to a lease, in case
+    its worker dies), and once the request is written, the moment it was.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+        self.prefix = prefix
+        self._send = client.register_script(_SEND)
+        self._client = client
+
+    def try_send(
+        self, key: str, limit: int, send_id: str, window_s: float = 1.0, lease_s: float = 30.0
+    ) -> tuple[float, int]:
+        """(0, Redis time µs) when the send may go now (it is counted as in flight); else (seconds to wait, 0)."""
+        args: list[str | int] = [limit, send_id, _lease_us(window_s), _lease_us(lease_s)]
+        allowed, value = _ints(self._send(keys=[self._key(key)], args=args))
+        return (0.0, value) if allowed else (value / MICROS, 0)
+
+    def written(self, key: str, send_id: str, at_us: int) -> None:
+        """The request left at ``at_us`` (Redis time): it counts from then, not until its lease ends."""
+        self._client.zadd(self._key(key), {send_id: at_us}, xx=True)
+
+    def forget(self, key: str, send_id: str) -> None:
+        """The request never left (it failed before a byte was written)."""
+        self._client.zrem(self._key(key), send_id)
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix}:sent:{key}"
 
 
 class DailyAttempts:
