@@ -85,17 +85,24 @@ def toml_value(value: Any) -> str:
     return json.dumps(str(value))  # a TOML basic string is JSON-quoted text
 
 
-def environment(workdir: Path, accounts_file: Path, database_url: str, redis_url: str) -> dict[str, str]:
+def environment(
+    workdir: Path,
+    accounts_file: Path,
+    database_url: str,
+    redis_url: str,
+    api_port: int = API_PORT,
+    sim_port: int = SIM_PORT,
+) -> dict[str, str]:
     return {
         "OUTDIAL_DATABASE_URL": database_url,
         "OUTDIAL_REDIS_URL": redis_url,
         "OUTDIAL_ACCOUNTS_FILE": str(accounts_file),
         "OUTDIAL_DATA_DIR": str(workdir / "var"),
         "OUTDIAL_QUEUE": "outdial.chaos",
-        "OUTDIAL_API_PORT": str(API_PORT),
-        "OUTDIAL_SIMULATOR_PORT": str(SIM_PORT),
-        "OUTDIAL_PUBLIC_URL": f"http://127.0.0.1:{API_PORT}",
-        "OUTDIAL_SIMULATOR_URL": f"http://127.0.0.1:{SIM_PORT}",
+        "OUTDIAL_API_PORT": str(api_port),
+        "OUTDIAL_SIMULATOR_PORT": str(sim_port),
+        "OUTDIAL_PUBLIC_URL": f"http://127.0.0.1:{api_port}",
+        "OUTDIAL_SIMULATOR_URL": f"http://127.0.0.1:{sim_port}",
         "OUTDIAL_SCHEDULER_INTERVAL_S": "0.2",
         "OUTDIAL_LEADER_LEASE_S": "2",
         # Short leases and waits, so recoveries happen within the run.

@@ -21,13 +21,14 @@ from typing import Any
 
 import httpx
 
-from bench.chaos import SIM_PORT, environment, toml_value
+from bench.chaos import environment, toml_value
 from bench.services import PrivatePostgres, PrivateRedis
 from outdial.db import make_engine
 from outdial.settings import REPO_ROOT, get_settings, reset_settings
 from outdial.stack import Stack
 
-REDIS_PORT, PG_PORT = 6397, 5497
+# Ports of its own: a chaos run (CI's, say) on the same machine must not meet this one.
+REDIS_PORT, PG_PORT, API_PORT, SIM_PORT = 6397, 5497, 18440, 18441
 
 
 def write_account(path: Path, limits: dict[str, float]) -> None:
@@ -46,7 +47,7 @@ def scenario(
 
     accounts = workdir / f"{name}.toml"
     write_account(accounts, limits)
-    os.environ.update(environment(workdir / name, accounts, db_url, redis_url))
+    os.environ.update(environment(workdir / name, accounts, db_url, redis_url, API_PORT, SIM_PORT))
     os.environ["OUTDIAL_QUEUE"] = f"outdial.pacing.{name}"
     os.environ["OUTDIAL_PACING_PREFIX"] = f"outdial:pacing:{name}"
     reset_settings()
