@@ -30,7 +30,7 @@ import httpx
 import redis
 
 from bench.invariants import check, read_jobs
-from bench.services import PrivatePostgres, PrivateRedis
+from bench.services import PrivatePostgres, PrivateRedis, free_port
 from outdial.db import make_engine
 from outdial.settings import REPO_ROOT, get_settings, reset_settings
 from outdial.stack import Stack
@@ -224,8 +224,9 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
     fault_count, fault_every = (6, 5.0) if quick else (20, 10.0)
     workdir = Path(tempfile.mkdtemp(prefix="outdial-chaos-"))
     workdir.chmod(0o755)  # the private PostgreSQL runs as the postgres user and must reach its folder
-    redis_server = PrivateRedis(REDIS_PORT, workdir / "redis")
-    postgres = PrivatePostgres(PG_PORT, workdir / "pg") if PrivatePostgres.available() else None
+    redis_server = PrivateRedis(free_port(REDIS_PORT), workdir / "redis")
+    postgres = PrivatePostgres(free_port(PG_PORT), workdir / "pg") if PrivatePostgres.available() else None
+    api_port, sim_port = free_port(API_PORT), free_port(SIM_PORT)
     accounts_file = workdir / "accounts.toml"
     names = chaos_accounts(accounts_file)
     started = time.monotonic()
@@ -240,14 +241,14 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
             if postgres is not None
             else os.environ.get("OUTDIAL_CHAOS_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
         )
-        os.environ.update(environment(workdir, accounts_file, database_url, redis_server.url))
+        os.environ.update(environment(workdir, accounts_file, database_url, redis_server.url, api_port, sim_port))
         reset_settings()
         stack = Stack(get_settings(), workdir / "logs", worker_args=["--pool", "threads", "--concurrency", "8"])
         faults = Faults(stack, redis_server, postgres, seed)
         stack.start()
         for extra in ("scheduler-2", "worker-2"):
             stack.spawn(extra.split("-")[0], extra)
-        sim = f"http://127.0.0.1:{SIM_PORT}"
+        sim = f"http://127.0.0.1:{sim_port}"
         for provider in {a.provider for a in load_accounts(accounts_file).values()}:
             httpx.post(f"{sim}/_sim/config/{provider}", json={**FAULTS, "seed": seed})
         enqueue_leads(leads, names, seed)

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from bench.chaos import environment, toml_value
-from bench.services import PrivatePostgres, PrivateRedis
+from bench.services import PrivatePostgres, PrivateRedis, free_port
 from outdial.db import make_engine
 from outdial.settings import REPO_ROOT, get_settings, reset_settings
 from outdial.stack import Stack
@@ -47,7 +47,8 @@ def scenario(
 
     accounts = workdir / f"{name}.toml"
     write_account(accounts, limits)
-    os.environ.update(environment(workdir / name, accounts, db_url, redis_url, API_PORT, SIM_PORT))
+    api_port, sim_port = free_port(API_PORT), free_port(SIM_PORT)
+    os.environ.update(environment(workdir / name, accounts, db_url, redis_url, api_port, sim_port))
     os.environ["OUTDIAL_QUEUE"] = f"outdial.pacing.{name}"
     os.environ["OUTDIAL_PACING_PREFIX"] = f"outdial:pacing:{name}"
     reset_settings()
@@ -55,7 +56,7 @@ def scenario(
     try:
         stack.start()
         stack.spawn("worker", "worker-2")
-        sim = f"http://127.0.0.1:{SIM_PORT}"
+        sim = f"http://127.0.0.1:{sim_port}"
         httpx.post(f"{sim}/_sim/reset")
         httpx.post(f"{sim}/_sim/config/callkaro", json={"outcome_delay_s": call_s, "latency_ms": 5})
         engine = make_engine(db_url)
@@ -109,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="outdial-pacing-"))
     workdir.chmod(0o755)
-    redis_server = PrivateRedis(REDIS_PORT, workdir / "redis")
-    postgres = PrivatePostgres(PG_PORT, workdir / "pg")
+    redis_server = PrivateRedis(free_port(REDIS_PORT), workdir / "redis")
+    postgres = PrivatePostgres(free_port(PG_PORT), workdir / "pg")
     try:
         redis_server.start()
         postgres.start()

@@ -17,6 +17,19 @@ from pathlib import Path
 from outdial.embedded import redis_server_binary
 
 
+def free_port(preferred: int) -> int:
+    """``preferred`` if nothing listens on it, else a port the kernel picks: two runs on one
+    machine (CI's and a developer's) must not meet on a fixed port."""
+    for candidate in (preferred, 0):
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return int(sock.getsockname()[1])
+    raise RuntimeError("no free port")
+
+
 def wait_port(port: int, timeout_s: float = 15) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -32,7 +32,9 @@ def test_quick_chaos_run_keeps_every_promise() -> None:
         text=True,
         timeout=400,
     )
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    lines = done.stdout.strip().splitlines()
+    assert lines, f"the chaos run printed no report; its stderr ends:\n{done.stderr[-3000:]}"
+    report = json.loads(lines[-1])
     summary = {k: report[k] for k in (*INVARIANTS, "max_requests_per_attempt", "seed", "jobs_by_state", "faults")}
     assert report["max_requests_per_attempt"] <= 1, summary
     for key in INVARIANTS:
