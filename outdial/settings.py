@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     # Redis grants a turn, and the headroom absorbs the jitter between the grant and the
     # request's arrival at the provider.
     pacing_rate_margin: float = Field(default=0.97, gt=0, le=1)
+    # A request counts against its account's calls per second until this long after it was
+    # written: what the provider's own ingress adds before it counts the call (its queueing,
+    # parsing) varies, and two requests spaced by one second at our end must not be counted
+    # in one second at the provider's.
+    pacing_send_guard_s: float = Field(default=0.02, ge=0)
     # A dispatch waits this long at most for its turn before handing the job back.
     pacing_max_wait_s: float = Field(default=1.5, ge=0)
     # The scheduler queues at most this many seconds of an account's rate ahead.

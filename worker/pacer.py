@@ -162,7 +162,8 @@ class Pacer:
             if written_at is None:
                 self.sends.forget(ticket.key, ticket.send_id)
             else:
-                at_us = ticket.redis_us + round((written_at - ticket.monotonic) * 1_000_000)
+                guard = self.settings.pacing_send_guard_s
+                at_us = ticket.redis_us + round((written_at - ticket.monotonic + guard) * 1_000_000)
                 self.sends.written(ticket.key, ticket.send_id, at_us)
         except RedisError as exc:  # the entry's lease still bounds it
             log.warning("pacing bookkeeping failed: %s", exc)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -88,6 +90,11 @@ def simulator(
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    # The simulator stands in for providers' own machines and times every call it receives:
+    # on a shared host it asks for the CPU ahead of the engine it measures, where allowed, so
+    # its clock readings are not delayed by the load it is measuring.
+    with contextlib.suppress(OSError):
+        os.setpriority(os.PRIO_PROCESS, 0, -10)
     uvicorn.run(
         "simulator.app:create_app",
         factory=True,
