@@ -5,13 +5,15 @@ from __future__ import annotations
 import importlib
 import pkgutil
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 import simulator
-from simulator.base import ARRIVAL, Dropped, ProviderSim
+from simulator.base import ARRIVAL, Dropped, ProviderSim, webhook_client
 
 _NOT_SIMULATORS = {"app", "base"}
 
@@ -47,7 +49,14 @@ def create_app(config: dict[str, dict[str, Any]] | None = None) -> Any:
     for name, changes in (config or {}).items():
         if name in sims:
             sims[name].configure(changes)
-    app = FastAPI(title="outdial provider simulator")
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Made before the first call: building it loads a CA bundle, which would block the
+        # event loop just as the first calls arrive and skew the times they are counted at.
+        webhook_client()
+        yield
+
+    app = FastAPI(title="outdial provider simulator", lifespan=lifespan)
     for sim in sims.values():
         app.include_router(sim.router)
 
