@@ -168,6 +168,21 @@ class Adapter:
         return None
 
 
+def json_post(url: str, headers: Mapping[str, str], body: Mapping[str, Any]) -> httpx.Request:
+    """A POST of ``body`` as UTF-8 JSON."""
+    content = json.dumps(body, ensure_ascii=False).encode()
+    return httpx.Request("POST", url, headers={**headers, "Content-Type": "application/json"}, content=content)
+
+
+def json_field(response: httpx.Response, *names: str) -> str | None:
+    """The first non-empty of ``names`` in a JSON object body, as text; None if there is none."""
+    body = safe_json(response)
+    if not isinstance(body, dict):
+        return None
+    value = next((body[n] for n in names if body.get(n)), None)
+    return str(value) if value is not None else None
+
+
 def text_values(variables: Mapping[str, Any]) -> dict[str, str]:
     """Lead variables for APIs that take text only: scalars as text, structures as JSON, nulls left out."""
     out: dict[str, str] = {}

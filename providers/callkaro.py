@@ -11,7 +11,7 @@ import json
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, parse_time, safe_json
+from providers.base import Adapter, CallEvent, CallRequest, Outcome, json_field, json_post, parse_time
 
 # hangup_reason -> outcome. Not reached: a rejection is the callee declining (busy);
 # unavailable and unresponsive are no answer.
@@ -47,20 +47,11 @@ class CallKaro(Adapter):
         language = call.options.get("language", account.options.get("language"))
         if language in LANGUAGES:
             body["language"] = language
-        return httpx.Request(
-            "POST",
-            account.url("/call/outbound"),
-            headers={"X-API-KEY": account.secret("api_key"), "Content-Type": "application/json"},
-            content=json.dumps(body).encode(),
-        )
+        return json_post(account.url("/call/outbound"), {"X-API-KEY": account.secret("api_key")}, body)
 
     def parse_accepted(self, response: httpx.Response) -> str | None:
-        body = safe_json(response)
-        if not isinstance(body, dict):
-            return None
         # The OpenAPI document says call_sid; its prose example says call_id.
-        call_id = body.get("call_sid") or body.get("call_id")
-        return str(call_id) if call_id else None
+        return json_field(response, "call_sid", "call_id")
 
     def parse_webhook(self, body: bytes) -> list[CallEvent]:
         payload = json.loads(body)

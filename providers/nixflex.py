@@ -43,6 +43,8 @@ from providers.base import (
     Outcome,
     Verdict,
     WebhookRefused,
+    json_field,
+    json_post,
     parse_time,
     safe_json,
     text_values,
@@ -81,10 +83,6 @@ CALL_STATUS_OUTCOMES: dict[str, Outcome | None] = {
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The ``v1`` of a body sent at ``timestamp``: hex HMAC-SHA256 of ``"<t>.<raw body>"``."""
     return hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-
-
-def signature_header(secret: str, timestamp: int, body: bytes) -> str:
-    return f"t={timestamp},v1={sign(secret, timestamp, body)}"
 
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -147,19 +145,10 @@ class Nixflex(Adapter):
             value = call.options.get(optional, account.options.get(optional))
             if value:
                 body[optional] = str(value)
-        return httpx.Request(
-            "POST",
-            account.url("/v1/calls/outbound"),
-            headers={**self.headers(account), "Content-Type": "application/json"},
-            content=json.dumps(body, ensure_ascii=False).encode(),
-        )
+        return json_post(account.url("/v1/calls/outbound"), self.headers(account), body)
 
     def parse_accepted(self, response: httpx.Response) -> str | None:
-        body = safe_json(response)
-        if not isinstance(body, dict):
-            return None
-        call_id = body.get("call_id")
-        return str(call_id) if call_id else None
+        return json_field(response, "call_id")
 
     def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
         """The code and message of the nested ``{error:{type, code, message, details}}`` or flat envelope."""

@@ -17,7 +17,17 @@ from urllib.parse import quote
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, parse_time, safe_json, text_values
+from providers.base import (
+    Adapter,
+    CallEvent,
+    CallRequest,
+    Outcome,
+    json_field,
+    json_post,
+    parse_time,
+    safe_json,
+    text_values,
+)
 
 # Call request status (GET /v1/Outbound/CallRequest/{id}). None: not over yet.
 # Completed says only that the request was carried out: how the call went is
@@ -128,19 +138,10 @@ class NLPearl(Adapter):
         if data:
             body["callData"] = data
         path = f"/v1/Outbound/{quote(self.outbound_id(account, call), safe='')}/Call"
-        return httpx.Request(
-            "POST",
-            account.url(path),
-            headers={**self.headers(account), "Content-Type": "application/json"},
-            content=json.dumps(body, ensure_ascii=False).encode(),
-        )
+        return json_post(account.url(path), self.headers(account), body)
 
     def parse_accepted(self, response: httpx.Response) -> str | None:
-        body = safe_json(response)
-        if not isinstance(body, dict):
-            return None
-        request_id = body.get("id")
-        return str(request_id) if request_id else None
+        return json_field(response, "id")
 
     def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
         """ASP.NET (Validation)ProblemDetails: ``title`` plus per-field ``errors``."""

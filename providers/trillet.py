@@ -19,7 +19,18 @@ from urllib.parse import quote
 import httpx
 
 from providers.accounts import Account
-from providers.base import Adapter, CallEvent, CallRequest, Outcome, WebhookRefused, parse_time, safe_json, text_values
+from providers.base import (
+    Adapter,
+    CallEvent,
+    CallRequest,
+    Outcome,
+    WebhookRefused,
+    json_field,
+    json_post,
+    parse_time,
+    safe_json,
+    text_values,
+)
 
 SIGNATURE_HEADER = "x-trillet-signature"
 
@@ -74,19 +85,13 @@ class Trillet(Adapter):
         }
         if call.callback_url:
             body["callback_url"] = call.callback_url
-        return httpx.Request(
-            "POST",
-            account.url("/v1/api/call"),
-            headers={**self.headers(account, call), "Content-Type": "application/json"},
-            content=json.dumps(body, ensure_ascii=False).encode(),
-        )
+        return json_post(account.url("/v1/api/call"), self.headers(account, call), body)
 
     def parse_accepted(self, response: httpx.Response) -> str | None:
         body = safe_json(response)
         if not isinstance(body, dict) or body.get("status", "success") != "success":
             return None
-        call_id = body.get("callId") or body.get("call_id")
-        return str(call_id) if call_id else None
+        return json_field(response, "callId", "call_id")
 
     def error_details(self, response: httpx.Response) -> tuple[str | None, str]:
         """``{"error":{"code","message"}}`` (rate limits), ``{"status":"error","message"}``, or text."""

@@ -41,11 +41,6 @@ def all_breakers(conn: Connection) -> Sequence[AnyRow]:
     return conn.execute(select(breakers).order_by(breakers.c.scope, breakers.c.name)).all()
 
 
-def open_accounts(conn: Connection) -> set[str]:
-    query = select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))
-    return {str(n) for (n,) in conn.execute(query)}
-
-
 def reset_points(conn: Connection) -> dict[tuple[str, str], datetime]:
     query = select(breakers.c.scope, breakers.c.name, breakers.c.reset_at).where(breakers.c.reset_at.is_not(None))
     return {(str(s), str(n)): r for s, n, r in conn.execute(query)}
