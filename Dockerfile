@@ -11,14 +11,11 @@ RUN python -m venv /opt/outdial
 ENV PATH=/opt/outdial/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml README.md ./
+# Package data that links outside the package: outdial/accounts.toml -> config/accounts.toml,
+# outdial/demo/leads.csv -> examples/leads.csv.
+COPY config/ config/
+COPY examples/leads.csv examples/leads.csv
 COPY outdial/ outdial/
-COPY intake/ intake/
-COPY scheduler/ scheduler/
-COPY worker/ worker/
-COPY providers/ providers/
-COPY api/ api/
-COPY simulator/ simulator/
-COPY migrations/ migrations/
 RUN pip install .
 
 # Runtime stage: the installed venv and the accounts file, no compilers, not root.

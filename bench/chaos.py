@@ -29,12 +29,13 @@ from typing import Any
 import httpx
 import redis
 
+from bench import REPO_ROOT
 from bench.invariants import check, read_jobs
 from bench.services import PrivatePostgres, PrivateRedis, free_port
-from outdial.db import make_engine
-from outdial.settings import REPO_ROOT, get_settings, reset_settings
+from outdial.services.providers.accounts import load_accounts
+from outdial.settings import get_settings, reset_settings
 from outdial.stack import Stack
-from providers.accounts import load_accounts
+from outdial.store.db import make_engine
 
 REDIS_PORT, PG_PORT, API_PORT, SIM_PORT = 6398, 5498, 18430, 18431
 LEADER_KEY = "outdial:scheduler:leader"
@@ -124,7 +125,7 @@ def environment(
 
 
 def enqueue_leads(count: int, accounts: list[str], seed: int) -> None:
-    from intake.enqueue import CallBody, enqueue_call
+    from outdial.services.intake.enqueue import CallBody, enqueue_call
 
     rng = random.Random(seed)
     settings = get_settings()

@@ -2,7 +2,7 @@
 
 In one run, on one generated file:
 
-- the import itself (``intake.csv_import.import_csv``), timed, with the peak
+- the import itself (``outdial.services.intake.csv_import.import_csv``), timed, with the peak
   resident memory of the importing process and its worker processes (sampled
   with psutil every 20 ms);
 - the floor: ``phonenumbers.parse`` + ``format_number(E164)`` alone over the
@@ -36,12 +36,12 @@ import phonenumbers
 import psutil
 from sqlalchemy import create_engine, text
 
-from intake.campaigns import create_campaign
-from intake.csv_import import import_csv
-from intake.phone_pool import worker_count
-from outdial.db import make_engine, normalise_url, upgrade
+from outdial.services.campaigns import create_campaign
+from outdial.services.intake.csv_import import import_csv
+from outdial.services.intake.phone_pool import worker_count
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
-from scheduler.spec import TimingFields
+from outdial.store.db import make_engine, normalise_url, upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 ADMIN_URL = os.environ.get("OUTDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -19,11 +19,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from outdial.models import ACTIVE_STATES, Attempt, Job
+from outdial.services.providers.accounts import Account
+from outdial.services.timing.rules import effective_windows
+from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
 from outdial.store import table
-from providers.accounts import Account
-from scheduler.spec import rules_for
-from scheduler.timing import effective_windows
 
 # Attempts whose request may have reached the provider: answered as taken, or never answered.
 MAY_HAVE_PLACED = (None, "accepted", "unknown")

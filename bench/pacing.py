@@ -21,11 +21,12 @@ from typing import Any
 
 import httpx
 
+from bench import REPO_ROOT
 from bench.chaos import environment, toml_value
 from bench.services import PrivatePostgres, PrivateRedis, free_port
-from outdial.db import make_engine
-from outdial.settings import REPO_ROOT, get_settings, reset_settings
+from outdial.settings import get_settings, reset_settings
 from outdial.stack import Stack
+from outdial.store.db import make_engine
 
 # Ports of its own: a chaos run (CI's, say) on the same machine must not meet this one.
 REDIS_PORT, PG_PORT, API_PORT, SIM_PORT = 6397, 5497, 18440, 18441
@@ -43,7 +44,7 @@ def write_account(path: Path, limits: dict[str, float]) -> None:
 def scenario(
     name: str, limits: dict[str, float], jobs: int, call_s: float, workdir: Path, db_url: str, redis_url: str
 ) -> dict[str, Any]:
-    from intake.enqueue import CallBody, enqueue_call
+    from outdial.services.intake.enqueue import CallBody, enqueue_call
 
     accounts = workdir / f"{name}.toml"
     write_account(accounts, limits)
@@ -115,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         redis_server.start()
         postgres.start()
-        from outdial.db import upgrade
+        from outdial.store.db import upgrade
 
         upgrade(postgres.url)
         jobs = 120 if args.quick else 600

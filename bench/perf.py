@@ -36,9 +36,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bench import naive_eta
+from bench import REPO_ROOT, naive_eta
 from bench.perf_env import PerfEnv, later, now_utc, rss_tree
-from outdial.settings import REPO_ROOT
 
 TARGETS = {
     "dispatch_ratio": ">= 0.7",
@@ -136,8 +135,8 @@ def scheduler_round(env: PerfEnv, due: int, publish: bool = True) -> float:
     """Seconds for ``Scheduler.tick`` to claim and send ``due`` jobs that are due now
     (with ``publish`` false, ``send_job`` does nothing: the database side alone)."""
     from bench.perf_app import app
-    from scheduler.loop import Scheduler
-    from worker.app import DISPATCH_TASK
+    from outdial.scheduler.loop import Scheduler
+    from outdial.worker.app import DISPATCH_TASK
 
     queue = "perf.scheduler"
 

@@ -14,16 +14,17 @@ from functools import cache
 
 import redis
 
-import worker.tasks  # noqa: F401  (registers outdial.dispatch_call on the app)
+import outdial.worker.tasks  # noqa: F401  (registers outdial.dispatch_call on the app)
+from outdial.embedded import broker_url
 from outdial.settings import get_settings
-from worker.app import app
+from outdial.worker.app import app
 
 NOOP_TASK = "bench.noop"
 
 
 @cache
 def _redis() -> redis.Redis:
-    return redis.Redis.from_url(get_settings().broker_url())
+    return redis.Redis.from_url(broker_url(get_settings()))
 
 
 @app.task(name=NOOP_TASK)  # type: ignore[untyped-decorator]

@@ -27,10 +27,11 @@ import psutil
 import redis
 from sqlalchemy import Engine, text
 
+from bench import REPO_ROOT
 from bench.services import PrivatePostgres, PrivateRedis, wait_port
-from outdial.db import make_engine, upgrade
-from outdial.settings import REPO_ROOT, Settings, get_settings, reset_settings
+from outdial.settings import Settings, get_settings, reset_settings
 from outdial.stack import fill_demo_credentials
+from outdial.store.db import make_engine, upgrade
 
 # Private ports, the first free one of each range: two runs at once (CI and a person) do not collide.
 REDIS_PORTS, PG_PORTS, SIM_PORTS = range(6491, 6500), range(5491, 5498), range(18511, 18560)
@@ -234,7 +235,7 @@ class PerfEnv:
     # --- jobs -------------------------------------------------------------------------
 
     def _template_job(self) -> int:
-        from intake.enqueue import CallBody, enqueue_call
+        from outdial.services.intake.enqueue import CallBody, enqueue_call
 
         body = CallBody(to_number="+12125550100", account=ACCOUNT, metadata={"name": "perf"}, callee_hours=None)
         job = enqueue_call(self.db, body, datetime.now(UTC), self.settings)

@@ -5,10 +5,10 @@ Only the *names* of environment variables are ever reported, never their values.
 
 from __future__ import annotations
 
-from outdial.readiness import Check, check_database, check_migrations, check_redis
+from outdial.services.providers import adapters
+from outdial.services.providers.accounts import Account, AccountError, load_accounts
+from outdial.services.readiness import Check, check_database, check_migrations, check_redis
 from outdial.settings import Settings
-from providers import adapters
-from providers.accounts import Account, AccountError, load_accounts
 
 
 def account_checks(accounts: dict[str, Account], known_providers: set[str]) -> list[Check]:
@@ -47,7 +47,7 @@ def _simulated(account: Account) -> bool:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    from outdial.db import make_engine
+    from outdial.store.db import make_engine
 
     checks: list[Check] = []
     try:

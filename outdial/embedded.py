@@ -56,6 +56,13 @@ def _answers(port: int) -> bool:
         return False
 
 
+def broker_url(settings: Settings) -> str:
+    """The Redis URL, starting the embedded server first when none is configured."""
+    if settings.redis_url:
+        return settings.redis_url
+    return ensure_redis(settings).url
+
+
 def ensure_redis(settings: Settings) -> EmbeddedRedis:
     port = settings.embedded_redis_port
     url = f"redis://127.0.0.1:{port}/0"

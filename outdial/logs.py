@@ -31,7 +31,7 @@ CONTEXT_FIELDS = (
     "reason",
 )
 
-DISPATCH_TASK_NAME = "outdial.dispatch_call"  # worker.app.DISPATCH_TASK, without importing Celery here
+DISPATCH_TASK_NAME = "outdial.dispatch_call"  # outdial.worker.app.DISPATCH_TASK, without importing Celery here
 
 _bound: ContextVar[dict[str, Any] | None] = ContextVar("outdial_log_context", default=None)
 

@@ -8,7 +8,9 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+# The accounts file used when OUTDIAL_ACCOUNTS_FILE is not set: the one shipped
+# inside the package (in a checkout, a link to config/accounts.toml).
+DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parent / "accounts.toml"
 
 
 class Settings(BaseSettings):
@@ -21,7 +23,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("var")
     # Where the embedded redis-server listens when no redis_url is given.
     embedded_redis_port: int = 6390
-    accounts_file: Path = Field(default=REPO_ROOT / "config" / "accounts.toml")
+    accounts_file: Path = Field(default=DEFAULT_ACCOUNTS_FILE)
 
     default_timezone: str = "UTC"
     callee_hours: str | None = "08:00-21:00"
@@ -57,7 +59,7 @@ class Settings(BaseSettings):
     poll_after_s: float = Field(default=120.0, gt=0)
     poll_interval_s: float = Field(default=60.0, gt=0)
     poll_batch: int = Field(default=100, ge=1)
-    # Pacing (worker/pacing.py): its keys live under this prefix in the broker's Redis.
+    # Pacing (outdial/services/pacing/limits.py): its keys live under this prefix in the broker's Redis.
     pacing_prefix: str = "outdial:pacing"
     # Calls an account may place at once above its calls_per_second; 1 keeps every
     # one-second window at or below the rate.
@@ -106,13 +108,6 @@ class Settings(BaseSettings):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
 
-    def broker_url(self) -> str:
-        """The Redis URL, starting the embedded server first when none is configured."""
-        if self.redis_url:
-            return self.redis_url
-        from outdial.embedded import ensure_redis
-
-        return ensure_redis(self).url
 
 
 @lru_cache(maxsize=1)

@@ -17,18 +17,18 @@ from pathlib import Path
 
 import httpx
 
-from outdial.db import upgrade
 from outdial.embedded import EmbeddedRedis, ensure_redis
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings, get_settings, reset_settings
-from providers.accounts import load_accounts
+from outdial.store.db import upgrade
 
 ROLES = ("simulator", "api", "scheduler", "worker")
 
 
 def fill_demo_credentials(settings: Settings) -> None:
     """Give the ``sim-*`` accounts the simulator's public demo values where their variables are unset."""
-    from simulator.app import simulators
-    from simulator.base import DEMO_WEBHOOK_SECRET
+    from outdial.simulator.app import simulators
+    from outdial.simulator.base import DEMO_WEBHOOK_SECRET
 
     sims = simulators()
     for account in load_accounts(settings.accounts_file).values():

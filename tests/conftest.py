@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 
-from outdial.db import make_engine, upgrade
 from outdial.models import Base
 from outdial.settings import Settings
+from outdial.store.db import make_engine, upgrade
 
 PG_ADMIN_URL = os.environ.get("OUTDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("OUTDIAL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 import typer
 
-from outdial.db import get_engine
+from outdial.services.breaker import resume
 from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
-from scheduler.breaker import resume
+from outdial.store.db import get_engine
 
 breaker_app = typer.Typer(no_args_is_help=True, help="Circuit breakers of accounts and campaigns.")
 

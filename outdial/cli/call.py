@@ -8,12 +8,12 @@ from typing import Any
 import httpx
 import typer
 
+from outdial.services.providers import adapter_for
+from outdial.services.providers.accounts import AccountError, load_accounts
+from outdial.services.providers.base import CallRequest
+from outdial.services.providers.transport import Timeouts, send
+from outdial.services.timing.spec import parse_number
 from outdial.settings import get_settings
-from providers import adapter_for
-from providers.accounts import AccountError, load_accounts
-from providers.base import CallRequest
-from providers.transport import Timeouts, send
-from scheduler.spec import parse_number
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:

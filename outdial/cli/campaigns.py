@@ -12,11 +12,11 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
-from intake.campaigns import CampaignError, create_campaign
+from outdial.services.campaigns import CampaignError, create_campaign
+from outdial.services.providers.accounts import AccountError, load_accounts
+from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
 from outdial.settings import get_settings
 from outdial.store import campaigns as campaign_store
-from providers.accounts import AccountError, load_accounts
-from scheduler.spec import SpecError, TimingFields, compile_rules
 
 campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: create and list them.")
 
@@ -42,7 +42,7 @@ class InputError(ValueError):
 
 def open_engine() -> Engine:
     """The configured database; the embedded SQLite file is migrated on first use."""
-    from outdial.db import get_engine, migrations_current, upgrade
+    from outdial.store.db import get_engine, migrations_current, upgrade
 
     engine = get_engine()
     if engine.dialect.name == "sqlite" and not migrations_current(engine):

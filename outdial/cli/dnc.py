@@ -9,10 +9,10 @@ from pathlib import Path
 
 import typer
 
-from intake.csv_table import UnreadableTable
-from intake.dnc_file import Entry, PhoneColumnMissing, read_numbers
-from intake.phones import PhoneError, known_region, normalise
 from outdial.cli.campaigns import fail, open_engine
+from outdial.services.intake.csv_table import UnreadableTable
+from outdial.services.intake.dnc_file import Entry, PhoneColumnMissing, read_numbers
+from outdial.services.intake.phones import PhoneError, known_region, normalise
 from outdial.store import dnc as dnc_store
 
 dnc_app = typer.Typer(no_args_is_help=True, help="The do-not-call list.")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from intake.csv_import import ImportFailed, import_csv
 from outdial.cli.campaigns import fail, open_engine
+from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.settings import get_settings
 
 

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import typer
 
-from api.auth import ApiKeyError, create_key, revoke_key
-from outdial.db import get_engine
+from outdial.api.auth import ApiKeyError, create_key, revoke_key
 from outdial.store import api_keys as key_store
+from outdial.store.db import get_engine
 
 keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP API (stored hashed).")
 

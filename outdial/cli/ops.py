@@ -24,7 +24,7 @@ def flower(
     ),
 ) -> None:
     """Flower, the Celery dashboard, on outdial's broker: every dispatch task from the moment it is sent."""
-    from worker.app import app
+    from outdial.worker.app import app
 
     settings = get_settings()
     host = host or settings.flower_host

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
+from outdial.services.timing.rules import plan as plan_attempts
+from outdial.services.timing.spec import SpecError, compile_rules, load_job_spec, parse_instant, start_instant
 from outdial.settings import get_settings
-from scheduler.spec import SpecError, compile_rules, load_job_spec, parse_instant, start_instant
-from scheduler.timing import plan as plan_attempts
 
 
 def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]:

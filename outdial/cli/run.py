@@ -18,7 +18,7 @@ db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every migration not yet applied."""
-    from outdial.db import upgrade
+    from outdial.store.db import upgrade
 
     upgrade()
     typer.echo("database is at the newest migration")
@@ -27,7 +27,7 @@ def db_upgrade() -> None:
 def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
     from outdial.logs import setup_logging
-    from scheduler.process import build
+    from outdial.scheduler.process import build
 
     setup_logging()
     stopping = False
@@ -53,7 +53,7 @@ def worker(
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
-    from worker.app import app
+    from outdial.worker.app import app
 
     if concurrency < 0:
         # 64 is for threads; a prefork worker keeps Celery's default (one process per core).
@@ -73,7 +73,7 @@ def api(
 
     settings = get_settings()
     uvicorn.run(
-        "api.app:create_app",
+        "outdial.api.app:create_app",
         factory=True,
         host=host or settings.api_host,
         port=port or settings.api_port,
@@ -96,7 +96,7 @@ def simulator(
     with contextlib.suppress(OSError):
         os.setpriority(os.PRIO_PROCESS, 0, -10)
     uvicorn.run(
-        "simulator.app:create_app",
+        "outdial.simulator.app:create_app",
         factory=True,
         host=host or settings.simulator_host,
         port=port or settings.simulator_port,

@@ -18,12 +18,12 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
-from outdial import export as job_export
-from outdial.db import get_engine
 from outdial.models import ACTIVE_STATES, JobState
-from outdial.progress import snapshot
+from outdial.services import export as job_export
+from outdial.services.progress import snapshot
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
+from outdial.store.db import get_engine
 
 ACTIVE = {s.value for s in ACTIVE_STATES}
 STATE_STYLE = {

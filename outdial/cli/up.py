@@ -45,21 +45,26 @@ def up() -> None:
         stack.stop()
 
 
+# Shipped inside the package (in a checkout, a link to examples/leads.csv), so the demo
+# runs after a plain `pip install` too.
+DEMO_LEADS = Path(__file__).resolve().parent.parent / "demo" / "leads.csv"
 DEMO_OUTCOMES = {"completed": 0.5, "no_answer": 0.25, "busy": 0.15, "voicemail": 0.1}
 
 
 def demo(
-    leads: Path = typer.Option(Path("examples/leads.csv"), "--leads", help="A CSV of leads with a phone column."),
+    leads: Path = typer.Option(
+        DEMO_LEADS, "--leads", help="A CSV of leads with a phone column (default: the shipped examples/leads.csv)."
+    ),
     timeout: float = typer.Option(170.0, "--timeout", help="Seconds to wait for every job to end."),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Run a campaign over the simulated CallKaro, with retries, until every job has ended."""
     import os
 
-    from intake.campaigns import add_leads, create_campaign
-    from outdial.db import get_engine
+    from outdial.services.campaigns import add_leads, create_campaign
+    from outdial.services.timing.spec import TimingFields
     from outdial.store import campaigns as campaign_store
-    from scheduler.spec import TimingFields
+    from outdial.store.db import get_engine
 
     if not os.environ.get("OUTDIAL_DATABASE_URL"):
         demo_dir = get_settings().data_dir / "demo"
@@ -96,7 +101,7 @@ def demo(
 
 
 def _read_leads(path: Path) -> list[Any]:
-    from intake.campaigns import LeadIn
+    from outdial.services.campaigns import LeadIn
 
     with path.open(newline="", encoding="utf-8-sig") as f:
         reader = csv.DictReader(f)

@@ -18,14 +18,14 @@ import respx
 from PIL import Image
 from sqlalchemy import Engine
 
-from intake.campaigns import LeadIn, add_leads, create_campaign
-from outdial.db import make_engine, upgrade
+from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
+from outdial.services.dispatch import Dispatcher
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
-from providers.accounts import load_accounts
-from scheduler.loop import Scheduler
-from scheduler.spec import TimingFields
-from worker.dispatch import Dispatcher
+from outdial.store.db import make_engine, upgrade
 
 API_PORT = 18320
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)

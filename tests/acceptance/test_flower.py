@@ -19,11 +19,11 @@ import httpx
 import pytest
 from celery import Celery
 
-from intake.enqueue import CallBody, enqueue_call
-from outdial.db import make_engine, upgrade
+from outdial.scheduler.loop import Scheduler
+from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.settings import Settings
-from scheduler.loop import Scheduler
-from worker.app import DISPATCH_TASK, celery_config
+from outdial.store.db import make_engine, upgrade
+from outdial.worker.app import DISPATCH_TASK, celery_config
 
 FLOWER_PORT = 18310
 CLOSED_PORT = 18349  # the "provider": nothing listens, so the dispatch is a quick connection refusal

@@ -24,14 +24,14 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 
-from api.app import create_app
-from api.auth import create_key
-from intake.campaigns import LeadIn, add_leads, create_campaign
-from outdial.db import make_engine, upgrade
+from outdial.api.app import create_app
+from outdial.api.auth import create_key
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
-from providers.accounts import load_accounts
-from scheduler.spec import TimingFields
+from outdial.store.db import make_engine, upgrade
 from tests.conftest import ACCOUNTS_TOML, REDIS_URL
 
 pytestmark = pytest.mark.slow

@@ -16,12 +16,12 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from intake.enqueue import CallBody, enqueue_call
-from outdial.db import make_engine
 from outdial.models import ACTIVE_STATES, Attempt, Job
+from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.settings import get_settings, reset_settings
 from outdial.stack import Stack
 from outdial.store import table
+from outdial.store.db import make_engine
 from tests.conftest import _empty
 
 API_PORT, SIM_PORT = 18410, 18411

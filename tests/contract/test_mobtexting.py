@@ -17,20 +17,20 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
-from api.app import create_app as create_api
-from intake.enqueue import CallBody, enqueue_call
+from outdial.api.app import create_app as create_api
 from outdial.models import ProviderEvent
+from outdial.scheduler.loop import Scheduler
+from outdial.services.dispatch import Dispatcher
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.providers.accounts import Account, AccountError, load_accounts
+from outdial.services.providers.base import CallRequest, Outcome, Verdict, WebhookRefused
+from outdial.services.providers.mobtexting import STATUS_OUTCOMES, MOBtexting, normal_status
+from outdial.services.providers.transport import Timeouts, send
 from outdial.settings import Settings
+from outdial.simulator import mobtexting as sim_module
+from outdial.simulator.app import create_app as create_sim
+from outdial.simulator.base import DEMO_WEBHOOK_SECRET, SimConfig
 from outdial.store import jobs as job_store
-from providers.accounts import Account, AccountError, load_accounts
-from providers.base import CallRequest, Outcome, Verdict, WebhookRefused
-from providers.mobtexting import STATUS_OUTCOMES, MOBtexting, normal_status
-from providers.transport import Timeouts, send
-from scheduler.loop import Scheduler
-from simulator import mobtexting as sim_module
-from simulator.app import create_app as create_sim
-from simulator.base import DEMO_WEBHOOK_SECRET, SimConfig
-from worker.dispatch import Dispatcher
 
 ADAPTER = MOBtexting()
 BASE = "https://portal.mobtexting.com"

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Connection, Engine, func, select
 
-from api.app import create_app
-from api.auth import create_key
+from outdial.api.app import create_app
+from outdial.api.auth import create_key
 from outdial.models import Job
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
 from outdial.store import table
-from providers.accounts import load_accounts
 
 BODY = {"to_number": "+12125551234", "account": "ck", "metadata": {"name": "Asha"}, "timezone": "America/New_York"}
 

@@ -9,16 +9,16 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.auth import create_key
-from intake.campaigns import LeadIn, add_leads
+from outdial.api.app import create_app
+from outdial.api.auth import create_key
 from outdial.models import JobState
+from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import LeadIn, add_leads
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
-from providers.accounts import load_accounts
-from scheduler.loop import Scheduler
 
 NUMBERS = ["+12125551234", "+12125551235", "+12125551236"]
 

@@ -10,13 +10,13 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 from typer.testing import CliRunner
 
-from api.app import create_app
-from api.auth import ApiKeyError, create_key, key_hash, revoke_key
+from outdial.api.app import create_app
+from outdial.api.auth import ApiKeyError, create_key, key_hash, revoke_key
 from outdial.cli import app as cli
 from outdial.models import ApiKey
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
 from outdial.store import table
-from providers.accounts import load_accounts
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 

@@ -10,11 +10,11 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
-from api.app import create_app
-from api.auth import create_key
+from outdial.api.app import create_app
+from outdial.api.auth import create_key
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
-from providers.accounts import load_accounts
 
 LEADS = (
     "\ufeffName;Mobile;city\r\n"  # UTF-8 with BOM, semicolons, a phone column by a common name

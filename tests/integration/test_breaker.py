@@ -8,16 +8,16 @@ import httpx
 import respx
 from sqlalchemy import Engine
 
-from intake.campaigns import LeadIn, add_leads, create_campaign
-from intake.enqueue import CallBody, enqueue_call
+from outdial.scheduler.loop import Scheduler
+from outdial.services.breaker import BreakerCheck, resume
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
+from outdial.services.dispatch import Dispatcher
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
-from providers.accounts import load_accounts
-from scheduler.breaker import BreakerCheck, resume
-from scheduler.loop import Scheduler
-from scheduler.spec import TimingFields
-from worker.dispatch import Dispatcher
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 URL = "http://callkaro.test/call/outbound"

@@ -21,16 +21,16 @@ from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
-from api.app import create_app
-from api.auth import create_key
-from intake.campaigns import create_campaign
+from outdial.api.app import create_app
+from outdial.api.auth import create_key
 from outdial.models import Job
+from outdial.services.campaigns import create_campaign
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings, reset_settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import table
-from providers.accounts import load_accounts
-from scheduler.spec import TimingFields
-from worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
+from outdial.worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
 
 jobs = table(Job)
 BODY: dict[str, Any] = {
@@ -67,7 +67,7 @@ def worker(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     reset_settings()
-    from worker.app import app
+    from outdial.worker.app import app
 
     # Explicit too: another test in this process may have read the app's configuration first.
     app.conf.update(broker_url=redis_url, task_default_queue=settings.queue)

@@ -21,10 +21,10 @@ import typer
 import yaml
 from fastapi.testclient import TestClient
 
-from api.app import create_app
+from outdial.api.app import create_app
 from outdial.cli import app as outdial_cli
-from outdial.db import make_engine
 from outdial.settings import Settings
+from outdial.store.db import make_engine
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
@@ -85,7 +85,7 @@ def api_routes() -> set[str]:
 
 
 def simulator_routes() -> set[str]:
-    from simulator.app import create_app as create_simulator
+    from outdial.simulator.app import create_app as create_simulator
 
     return routes(create_simulator().app)
 

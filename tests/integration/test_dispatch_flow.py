@@ -10,14 +10,14 @@ import pytest
 import respx
 from sqlalchemy import Engine
 
-from intake.enqueue import CallBody, enqueue_call
+from outdial.scheduler.loop import Scheduler
+from outdial.services.dispatch import Dispatcher
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.outcomes import record_event
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.providers.base import CallEvent, Outcome
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
-from providers.accounts import load_accounts
-from providers.base import CallEvent, Outcome
-from scheduler.loop import Scheduler
-from worker.dispatch import Dispatcher
-from worker.outcomes import record_event
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 URL = "http://callkaro.test/call/outbound"

@@ -10,11 +10,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from api.app import create_app
+from outdial.api.app import create_app
 from outdial.cli import app as cli
-from outdial.db import make_engine
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
-from providers.accounts import load_accounts
+from outdial.store.db import make_engine
 
 CLOSED_PORT = 18349  # in this suite's range; nothing listens there
 

@@ -15,15 +15,15 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
-from intake.campaigns import create_campaign
-from intake.csv_import import ImportFailed, ImportSummary, import_csv
 from outdial.models import Job
+from outdial.services.campaigns import create_campaign
+from outdial.services.intake.csv_import import ImportFailed, ImportSummary, import_csv
+from outdial.services.timing.admit import admit, merge_layers
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import table
-from scheduler.admit import admit, merge_layers
-from scheduler.spec import TimingFields
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NY = "America/New_York"

@@ -7,7 +7,7 @@ import uuid
 
 import redis
 
-from scheduler.leader import Leadership
+from outdial.scheduler.leader import Leadership
 
 
 def test_one_leader_and_take_over_after_the_lease(redis_url: str) -> None:

@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
-from api.app import create_app
-from intake.enqueue import CallBody, enqueue_call
+from outdial.api.app import create_app
+from outdial.scheduler.loop import Scheduler
+from outdial.services.dispatch import Dispatcher
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
-from providers.accounts import load_accounts
-from scheduler.loop import Scheduler
-from worker.dispatch import Dispatcher
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 URL = "http://callkaro.test/call/outbound"
@@ -116,7 +116,7 @@ WORKER = textwrap.dedent(
 API = textwrap.dedent(
     """
     from fastapi.testclient import TestClient
-    from api.app import create_app
+    from outdial.api.app import create_app
     print(TestClient(create_app()).get("/metrics").text)
     """
 )

@@ -26,18 +26,18 @@ import uvicorn
 from celery import Celery
 from sqlalchemy import Engine, select
 
-from api.app import create_app
-from intake.campaigns import LeadIn, add_leads, create_campaign
+from outdial.api.app import create_app
 from outdial.logs import ContextFilter, JsonFormatter
 from outdial.models import TERMINAL_STATES, Base
+from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
+from outdial.services.dispatch import Dispatcher
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
+from outdial.simulator.app import create_app as create_simulator
 from outdial.store import campaigns as campaign_store
-from providers.accounts import load_accounts
-from scheduler.loop import Scheduler
-from scheduler.spec import TimingFields
-from simulator.app import create_app as create_simulator
-from worker.app import DISPATCH_TASK, celery_config
-from worker.dispatch import Dispatcher
+from outdial.worker.app import DISPATCH_TASK, celery_config
 
 API_PORT, SIM_PORT = 18301, 18302
 LEADS = 6
@@ -114,7 +114,7 @@ def test_no_configured_secret_is_written_anywhere(
     secrets = (api_key, webhook_secret)
     monkeypatch.setenv("OUTDIAL_TEST_CK_KEY", api_key)
     monkeypatch.setenv("OUTDIAL_TEST_WEBHOOK_SECRET", webhook_secret)
-    monkeypatch.setattr("simulator.callkaro.DEMO_KEY", api_key)  # the simulator accepts only this key
+    monkeypatch.setattr("outdial.simulator.callkaro.DEMO_KEY", api_key)  # the simulator accepts only this key
     accounts_file = tmp_path / "accounts.toml"
     accounts_file.write_text(
         f"""

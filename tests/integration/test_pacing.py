@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from worker.pacing import (
+from outdial.services.pacing.limits import (
     ConcurrencySlots,
     DailyAttempts,
     Rate,

@@ -7,15 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
-from intake.campaigns import CampaignError, LeadIn, add_leads, create_campaign
 from outdial.models import Job, JobState
+from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import CampaignError, LeadIn, add_leads, create_campaign
+from outdial.services.rounds import Rounds, next_fire
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from outdial.store import table
-from scheduler.loop import Scheduler
-from scheduler.rounds import Rounds, next_fire
-from scheduler.spec import TimingFields
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 NINE_NY_NEXT_DAY = datetime(2026, 12, 2, 14, 0, tzinfo=UTC)

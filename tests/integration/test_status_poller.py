@@ -10,16 +10,16 @@ import pytest
 import respx
 from sqlalchemy import Engine
 
-import providers
-from intake.enqueue import CallBody, enqueue_call
+from outdial.scheduler.loop import Scheduler
+from outdial.scheduler.poller import StatusPoller
+from outdial.services import providers
+from outdial.services.dispatch import Dispatcher
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.providers.accounts import Account, load_accounts
+from outdial.services.providers.base import CallEvent, Outcome
+from outdial.services.providers.callkaro import CallKaro
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
-from providers.accounts import Account, load_accounts
-from providers.base import CallEvent, Outcome
-from providers.callkaro import CallKaro
-from scheduler.loop import Scheduler
-from scheduler.poller import StatusPoller
-from worker.dispatch import Dispatcher
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 

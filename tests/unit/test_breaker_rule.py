@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from scheduler.breaker import should_trip
+from outdial.services.breaker import should_trip
 
 
 def test_needs_enough_calls_before_judging() -> None:

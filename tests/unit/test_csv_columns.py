@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intake.lead_columns import HeaderError, RowError, read_header
+from outdial.services.intake.lead_columns import HeaderError, RowError, read_header
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import timezone as phone_timezone
 
-from intake.phones import PhoneError, known_region, normalise, normalise_many
+from outdial.services.intake.phones import PhoneError, known_region, normalise, normalise_many
 
 COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 

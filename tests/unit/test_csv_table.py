@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intake.csv_table import DELIMITERS, Table, UnreadableTable, sniff_delimiter
+from outdial.services.intake.csv_table import DELIMITERS, Table, UnreadableTable, sniff_delimiter
 
 # Cell text: anything printable, delimiters, quotes and line breaks included.
 cell = st.text(
@@ -91,7 +91,7 @@ def test_latin1_fails_naming_the_byte_and_line() -> None:
 
 
 def test_undecodable_byte_far_into_the_file_is_found_with_its_line(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("intake.csv_table.CHUNK_BYTES", 64)  # many chunks, cut at line ends
+    monkeypatch.setattr("outdial.services.intake.csv_table.CHUNK_BYTES", 64)  # many chunks, cut at line ends
     lines = [b"phone,name\n"] + [b"+1212555%04d,n\n" % i for i in range(100)]
     lines[77] = b"+12125550077,\xff\n"
     data = b"".join(lines)
@@ -102,7 +102,7 @@ def test_undecodable_byte_far_into_the_file_is_found_with_its_line(monkeypatch: 
 
 
 def test_multibyte_characters_across_chunk_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("intake.csv_table.CHUNK_BYTES", 7)
+    monkeypatch.setattr("outdial.services.intake.csv_table.CHUNK_BYTES", 7)
     data = "phone,name\n+1,Zoë Ñandú 日本\n+2,ok\n".encode()
     assert [f for _r, _l, f in Table(io.BytesIO(data), ("phone",))] == [["+1", "Zoë Ñandú 日本"], ["+2", "ok"]]
 

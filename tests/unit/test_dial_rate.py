@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.dial_rate import PAD, chart, dial_rate, nice_ceiling
+from outdial.api.dial_rate import PAD, chart, dial_rate, nice_ceiling
 
 T0 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 

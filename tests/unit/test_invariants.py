@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from bench.invariants import JobFacts, check
+from outdial.services.providers.accounts import Account, Limits
 from outdial.settings import Settings
-from providers.accounts import Account, Limits
 
 AT = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 ACCOUNTS = {"a": Account("a", "callkaro", "http://x", limits=Limits(calls_per_second=5, max_concurrent=3))}

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker.pacing import (
+from outdial.services.pacing.limits import (
     MICROS,
     Rate,
     account_key,

@@ -1,4 +1,4 @@
-"""The retry policy (scheduler/retries.py): what follows an outcome, and transport back-off."""
+"""The retry policy (outdial/services/retries.py): what follows an outcome, and transport back-off."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.retries import DEFAULT_RETRY_ON, Next, after_outcome, transport_backoff
-from scheduler.spec import compile_rules, load_job_spec
-from scheduler.timing import Rules, plan
+from outdial.services.retries import DEFAULT_RETRY_ON, Next, after_outcome, transport_backoff
+from outdial.services.timing.rules import Rules, plan
+from outdial.services.timing.spec import compile_rules, load_job_spec
 
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 

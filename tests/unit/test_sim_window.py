@@ -1,7 +1,7 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from simulator.base import max_in_window
+from outdial.simulator.base import max_in_window
 
 
 def test_half_open_windows() -> None:

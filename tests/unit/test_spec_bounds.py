@@ -2,7 +2,7 @@
 
 import pytest
 
-from scheduler.spec import SpecError, load_job_spec
+from outdial.services.timing.spec import SpecError, load_job_spec
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,4 @@
-"""Validation and compilation of the SPEC 5 fields (scheduler/spec.py): parsing, zone resolution, layering."""
+"""Validation and compilation of the SPEC 5 fields (timing/spec.py): parsing, zone resolution, layering."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scheduler.spec import (
+from outdial.services.timing.rules import DailyWindow
+from outdial.services.timing.spec import (
     SpecError,
     TimingFields,
     callee_zones,
@@ -21,7 +22,6 @@ from scheduler.spec import (
     parse_hours,
     start_instant,
 )
-from scheduler.timing import DailyWindow
 
 NEW_YORK_NUMBER = "+12125550123"
 NO_ZONE_NUMBER = "+80012345678"

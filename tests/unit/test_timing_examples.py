@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from scheduler.spec import compile_rules, load_job_spec, start_instant
-from scheduler.timing import plan
+from outdial.services.timing.rules import plan
+from outdial.services.timing.spec import compile_rules, load_job_spec, start_instant
 
 NY = "America/New_York"
 LONDON = "Europe/London"

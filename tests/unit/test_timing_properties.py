@@ -34,8 +34,8 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from phonenumbers import timezone as phone_timezone
 
-from scheduler.spec import compile_rules, load_job_spec, start_instant
-from scheduler.timing import Closed, Due, plan, recheck
+from outdial.services.timing.rules import Closed, Due, plan, recheck
+from outdial.services.timing.spec import compile_rules, load_job_spec, start_instant
 
 ZONES = (
     "America/New_York",

@@ -1,0 +1,36 @@
+"""The HTTP API (``outdial api``): one FastAPI app made of one router per subject."""
+
+from __future__ import annotations
+
+from fastapi import Depends, FastAPI
+from sqlalchemy import Engine
+
+from outdial.api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
+from outdial.api.auth import require_api_key
+from outdial.api.deps import Context
+from outdial.services.providers.accounts import Account, load_accounts
+from outdial.settings import Settings, get_settings
+from outdial.store.db import engine_for
+
+
+def create_app(
+    settings: Settings | None = None,
+    engine: Engine | None = None,
+    accounts: dict[str, Account] | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
+    app.state.context = Context(
+        engine=engine or engine_for(settings.resolved_database_url()),
+        settings=settings,
+        accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
+    )
+    errors.install(app)
+    # Open: liveness, readiness, metrics, the read-only campaign page, and provider
+    # webhooks (each checked by its provider's own signature or secret).
+    for module in (health, webhooks, ops, ui):
+        app.include_router(module.router)
+    # Everything else needs an API key.
+    for module in (jobs, campaigns, leads):
+        app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    return app

@@ -1,0 +1,90 @@
+"""Bad input is a 422 that names the field, whichever layer found it; never a 500.
+
+FastAPI's own request validation, a pydantic model validated inside a
+handler, and a timing :class:`~outdial.services.timing.spec.SpecError` all answer in one
+shape: ``{"detail": [{"loc": [...], "field": "...", "msg": "...", "type": "..."}]}``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import DataError
+
+from outdial.services.timing.spec import SpecError
+
+log = logging.getLogger("outdial.api")
+
+
+def _field(loc: Sequence[Any]) -> str:
+    # The location without where it came from (body, query, header): the field as the caller wrote it.
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header", "form", "file", "cookie")]
+    return ".".join(parts) or "body"
+
+
+def problems(errors: Iterable[Any], where: str = "body") -> list[dict[str, Any]]:
+    """pydantic's errors as JSON, each naming its field (``input`` left out: it may be large)."""
+    out = []
+    for error in errors:
+        loc = list(error.get("loc", ()))
+        if where and (not loc or loc[0] not in ("body", "query", "path", "header", "form", "cookie")):
+            loc = [where, *loc]
+        out.append(
+            {
+                "loc": loc,
+                "field": _field(loc),
+                "msg": str(error.get("msg", "")).removeprefix("Value error, "),
+                "type": error.get("type"),
+            }
+        )
+    return out
+
+
+def field_error(field: str, message: str, where: str = "body", status: int = 422) -> HTTPException:
+    """An error about one field, shaped like every other validation error."""
+    loc = [where, *field.split(".")]
+    return HTTPException(status, [{"loc": loc, "field": field, "msg": message, "type": "value_error"}])
+
+
+OUT_OF_RANGE = "is too far in the past or future to schedule"
+
+
+def spec_error(exc: SpecError, where: str = "body") -> HTTPException:
+    return field_error(exc.field, exc.message, where)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": problems(exc.errors(), where="")}, status_code=422)
+
+    @app.exception_handler(ValidationError)
+    async def _model_invalid(_request: Request, exc: ValidationError) -> JSONResponse:
+        return JSONResponse({"detail": problems(exc.errors(include_input=False))}, status_code=422)
+
+    @app.exception_handler(OverflowError)
+    async def _out_of_range(_request: Request, exc: OverflowError) -> JSONResponse:
+        # A date so near year 1 or 9999 that scheduling arithmetic leaves the calendar: only
+        # schedule_at gives such dates. The routes that admit jobs name it themselves; this
+        # is the net under the others.
+        error = field_error("schedule_at", f"out of the range of dates that can be scheduled ({exc})")
+        return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
+        # The database refused a value the models let through (say a NUL in a text column on
+        # PostgreSQL). The caller's input, so a 4xx; logged, since a model should have caught it.
+        log.warning("database refused a value", extra={"error": str(exc.orig)[:200]})
+        error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
+        return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(SpecError)
+    async def _spec_invalid(_request: Request, exc: SpecError) -> JSONResponse:
+        error = spec_error(exc)
+        return JSONResponse({"detail": error.detail}, status_code=422)

@@ -1,0 +1,121 @@
+"""Single calls and job status."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from starlette.concurrency import run_in_threadpool
+
+from outdial.api.deps import Context, context
+from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
+from outdial.api.schemas import PRINTABLE, unknown_account
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.timing.spec import SpecError
+from outdial.store import AnyRow
+from outdial.store import jobs as job_store
+
+router = APIRouter(tags=["calls"])
+
+# Ids are 64-bit in the database; a larger one in a URL is a 422, not a driver error.
+MAX_ID = 2**63 - 1
+
+
+@router.post(
+    "/calls",
+    status_code=201,
+    responses={200: {"description": "The Idempotency-Key was seen before: its first job, unchanged."}},
+)
+async def create_call(
+    body: CallBody,
+    response: Response,
+    ctx: Context = Depends(context),
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=200,
+            pattern=PRINTABLE,
+            description="Repeat a request with the same key and get its first job back; no second job is made.",
+        ),
+    ] = None,
+) -> dict[str, Any]:
+    """Enqueue one call. A repeated ``Idempotency-Key`` returns the first job (200) and makes no other."""
+    if problem := unknown_account(body.account, ctx.accounts):
+        raise field_error("account", problem)
+    try:
+        result = await run_in_threadpool(
+            enqueue_call, ctx.engine, body, datetime.now(UTC), ctx.settings, idempotency_key
+        )
+    except SpecError as exc:
+        raise spec_error(exc) from None
+    except OverflowError:
+        # Date arithmetic near year 1 or 9999 leaves the calendar; only schedule_at gives such dates.
+        raise field_error("schedule_at", OUT_OF_RANGE) from None
+    except ValueError as exc:
+        # enqueue_call's only other ValueError: a number phonenumbers calls invalid.
+        raise field_error("to_number", str(exc)) from None
+    if not result.created:
+        response.status_code = 200
+    return {"job_id": result.job_id, "state": result.state, "created": result.created}
+
+
+def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "state": job.state,
+        "to_number": job.to_number,
+        "account": job.account,
+        "campaign_id": job.campaign_id,
+        "lead_id": job.lead_id,
+        "round": job.round,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "created_at": job.created_at,
+        "state_changed_at": job.state_changed_at,
+        "next_due_at": job.next_due_at,
+        "attempts_used": job.attempts_used,
+        "provider_call_id": job.provider_call_id,
+        "last_outcome": job.last_outcome,
+        "reason": job.reason,
+        "attempts": [
+            {
+                "number": a.number,
+                "requested_at": a.requested_at,
+                "http_status": a.http_status,
+                "provider_call_id": a.provider_call_id,
+                "result": a.result,
+                "outcome": a.outcome,
+                "raw_status": a.raw_status,
+                "error": a.error,
+            }
+            for a in attempts
+        ],
+    }
+
+
+@router.get("/jobs")
+def find_jobs(
+    idempotency_key: Annotated[
+        str, Query(min_length=1, max_length=200, pattern=PRINTABLE, description="The key the job was enqueued with.")
+    ],
+    ctx: Context = Depends(context),
+) -> list[dict[str, Any]]:
+    """The job enqueued with an idempotency key (a list of one, or empty): how a Celery caller finds its job."""
+    with ctx.engine.connect() as conn:
+        job_id = job_store.job_by_idempotency_key(conn, idempotency_key)
+        job = job_store.get_job(conn, job_id) if job_id is not None else None
+        if job is None:
+            return []
+        return [job_json(job, list(job_store.attempts_of(conn, job.id)))]
+
+
+@router.get("/jobs/{job_id}", responses={404: {"description": "No such job."}})
+def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], ctx: Context = Depends(context)) -> dict[str, Any]:
+    """A job's state, its attempts and what became of each."""
+    with ctx.engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id}")
+        return job_json(job, list(job_store.attempts_of(conn, job_id)))

@@ -1,0 +1,63 @@
+"""Lead lists uploaded as CSV into a campaign: the same import as ``outdial import``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
+from starlette.concurrency import run_in_threadpool
+
+from outdial.api.campaigns import NOT_FOUND, CampaignPath
+from outdial.api.deps import Context, context
+from outdial.api.errors import field_error
+from outdial.api.schemas import ImportOptions
+from outdial.models import CampaignState
+from outdial.services.intake.csv_import import ImportFailed, import_csv
+from outdial.store import campaigns as campaign_store
+
+router = APIRouter(prefix="/campaigns", tags=["leads"])
+
+
+@router.post(
+    "/{name}/leads",
+    responses={**NOT_FOUND, 409: {"description": "The campaign is cancelled."}},
+)
+async def upload_leads(
+    options: Annotated[ImportOptions, Query()],
+    file: UploadFile = File(description="A CSV lead list: a phone column, optional overrides, variables."),
+    name: str = CampaignPath,
+    ctx: Context = Depends(context),
+) -> dict[str, Any]:
+    """Import a CSV lead list into the campaign.
+
+    Answers with the import's summary: ``rows = accepted + rejected + duplicates +
+    suppressed``, and ``report``, the server-side path of the CSV naming each
+    rejected row and why. A file that cannot be read as a whole (not UTF-8, no
+    phone column) is a 422 and imports nothing. Importing the same file again
+    imports nothing twice.
+    """
+    with ctx.engine.connect() as conn:
+        campaign = campaign_store.by_name(conn, name)
+    if campaign is None:
+        raise HTTPException(404, f"no campaign named {name!r}")
+    if campaign.state == CampaignState.CANCELLED:
+        raise HTTPException(409, f"campaign {name!r} is cancelled")
+    try:
+        # The upload is spooled to a temporary file; the import streams it from there.
+        summary = await run_in_threadpool(
+            import_csv,
+            ctx.engine,
+            ctx.settings,
+            name,
+            file.file,
+            default_region=options.default_region,
+            phone_column=options.phone_column,
+        )
+    except ImportFailed as exc:
+        message = str(exc)
+        if message.startswith("default region:"):
+            raise field_error("default_region", message.removeprefix("default region:").strip(), "query") from None
+        raise field_error("file", message) from None
+    finally:
+        await file.close()
+    return summary.as_dict()

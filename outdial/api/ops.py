@@ -1,0 +1,79 @@
+"""Operations endpoints: ``/readyz`` (can this instance serve?) and ``/metrics`` (Prometheus)."""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from typing import Any
+
+import redis
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import Engine
+
+from outdial import metrics
+from outdial.api.deps import Context, context
+from outdial.models import JobState
+from outdial.services.readiness import check_database, check_migrations, check_redis
+from outdial.store import jobs as job_store
+from outdial.store import ops as ops_store
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/readyz")
+def readyz(ctx: Context = Depends(context)) -> JSONResponse:
+    """Ready to serve: the database answers and is migrated, Redis answers. 503 names what failed."""
+    checks = [check_database(ctx.engine), check_redis(ctx.settings.redis_url)]
+    if checks[0].ok:
+        checks.append(check_migrations(ctx.engine))
+    failed = [c for c in checks if not c.ok]
+    body: dict[str, Any] = {
+        "status": "ok" if not failed else "unavailable",
+        "checks": {c.name: {"ok": c.ok, "detail": c.detail, **({"fix": c.fix} if c.fix else {})} for c in checks},
+    }
+    return JSONResponse(body, status_code=503 if failed else 200)
+
+
+@cache
+def _redis(url: str) -> redis.Redis:
+    return redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+
+
+def scrape_time_collector(ctx: Context) -> metrics.ScrapeTimeCollector:
+    engine: Engine = ctx.engine
+
+    def jobs_by_state() -> dict[str, int]:
+        with engine.connect() as conn:
+            return job_store.counts_by_state(conn)
+
+    def open_breakers() -> dict[str, int]:
+        with engine.connect() as conn:
+            return ops_store.open_breakers_by_scope(conn)
+
+    def queue_depth() -> dict[str, int]:
+        url, queue = ctx.settings.redis_url, ctx.settings.queue
+        if not url:
+            raise RuntimeError("no broker configured")
+        # Celery's Redis transport keeps a queue's waiting messages in a list named after it.
+        return {queue: int(_redis(url).llen(queue))}
+
+    return metrics.ScrapeTimeCollector(jobs_by_state, open_breakers, queue_depth, [s.value for s in JobState])
+
+
+@router.get("/metrics")
+def prometheus_metrics(ctx: Context = Depends(context)) -> Response:
+    """Every outdial metric: the workers' counters (summed over processes) and the scrape-time gauges."""
+    counted = CollectorRegistry()
+    if os.environ.get(metrics.MULTIPROC_ENV):
+        # The files every process on this host wrote, this one's included.
+        multiprocess.MultiProcessCollector(counted)  # type: ignore[no-untyped-call]
+        sources = [counted]
+    else:
+        sources = [REGISTRY]
+    read_now = CollectorRegistry(auto_describe=False)
+    read_now.register(scrape_time_collector(ctx))
+    body = b"".join(generate_latest(r) for r in (*sources, read_now))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

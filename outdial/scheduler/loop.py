@@ -1,0 +1,195 @@
+"""The scheduler: claims due jobs from the database and hands their ids to Celery.
+
+The database owns time. A job reaches the broker only once it is due, as a
+task carrying its id and nothing else; ``scheduled -> queued`` is committed
+first and is conditional, so two schedulers never enqueue the same job.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import Connection, Engine
+
+from outdial.models import JobState
+from outdial.scheduler.leader import Leadership
+from outdial.scheduler.poller import StatusPoller
+from outdial.services.breaker import BreakerCheck
+from outdial.services.outcomes import apply_late_matches
+from outdial.services.pacing.pacer import Pacer, queue_budget, sync_slots
+from outdial.services.providers.accounts import Account
+from outdial.services.rounds import Rounds
+from outdial.services.timing.rules import Closed, recheck
+from outdial.services.timing.spec import rules_for
+from outdial.settings import Settings
+from outdial.store import jobs as job_store
+
+log = logging.getLogger("outdial.scheduler")
+
+SendJob = Callable[[int], None]
+
+
+@dataclass
+class TickReport:
+    enqueued: list[int] = field(default_factory=list)
+    carried_over: int = 0
+    closed: int = 0
+    resent: int = 0
+    lost: int = 0
+    polled: int = 0
+    round_jobs: int = 0
+    late_matches: int = 0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.enqueued or self.carried_over or self.closed)
+
+
+@dataclass
+class Scheduler:
+    engine: Engine
+    settings: Settings
+    send_job: SendJob
+    poller: StatusPoller | None = None
+    last_poll: datetime | None = None
+    breakers: BreakerCheck | None = None
+    last_breaker_check: datetime | None = None
+    rounds: Rounds | None = None
+    # With accounts, due jobs are claimed within each account's pacing budget; with a
+    # pacer, Redis's concurrency slots are kept in step with the calls in progress.
+    accounts: Mapping[str, Account] | None = None
+    pacer: Pacer | None = None
+
+    def tick(self, now: datetime | None = None) -> TickReport:
+        now = now or datetime.now(UTC)
+        report = TickReport()
+        if self.rounds is not None:
+            report.round_jobs = self.rounds.start_due(now)
+        # Slots of ended calls are freed before claiming, so the budgets and Redis agree.
+        self.sync_slots(now)
+        with self.engine.begin() as conn:
+            ready: list[int] = []
+            budgets = self._budgets(conn, now)
+            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch, budgets):
+                if job.account in budgets:
+                    if budgets[job.account] <= 0:
+                        continue  # the account is at its limits: the job waits, scheduled
+                    budgets[job.account] -= 1
+                if job.window_end is not None and now < job.window_end:
+                    ready.append(job.id)
+                    continue
+                # Rule 7: claimed late, after its window closed: carry over or expire.
+                step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
+                if isinstance(step, Closed):
+                    job_store.set_state(conn, job.id, JobState.SCHEDULED, step.outcome, now, reason=step.reason)
+                    report.closed += 1
+                elif step.at > now:
+                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, step.at, step.window[1], now)
+                    report.carried_over += 1
+                else:
+                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, job.next_due_at, step.window[1], now)
+                    ready.append(job.id)
+            moved = set(job_store.mark_queued(conn, ready, now))
+        # Sent only after the commit: a worker must find the job queued. A crash in
+        # between leaves it queued, and the queued lease below sends it again.
+        for job_id in ready:
+            if job_id in moved:
+                self.send_job(job_id)
+                report.enqueued.append(job_id)
+        self.reconcile(now, report)
+        report.late_matches = apply_late_matches(self.engine, now, self.settings)
+        if self.poller is not None and (
+            self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
+        ):
+            self.last_poll = now
+            report.polled = self.poller.poll(now)
+        if self.breakers is not None and (
+            self.last_breaker_check is None
+            or now - self.last_breaker_check >= timedelta(seconds=self.settings.breaker_check_interval_s)
+        ):
+            self.last_breaker_check = now
+            self.breakers.check(now)
+        return report
+
+    def _budgets(self, conn: Connection, now: datetime) -> dict[str, int]:
+        if not self.accounts:
+            return {}
+        counts = job_store.in_flight_by_account(conn, now - timedelta(seconds=self.settings.slot_lease_s))
+        budgets = {}
+        for name, account in self.accounts.items():
+            budget = queue_budget(account, *counts.get(name, (0, 0)), self.settings)
+            if budget is not None:
+                budgets[name] = budget
+        return budgets
+
+    def sync_slots(self, now: datetime) -> None:
+        if self.pacer is None or not self.accounts:
+            return
+        with self.engine.connect() as conn:
+            live, pending = job_store.live_calls(conn, now - timedelta(seconds=self.settings.slot_lease_s))
+        s = self.settings
+        try:
+            sync_slots(self.pacer.slots, self.accounts, live, pending, s.slot_lease_s, s.slot_grace_s)
+        except RedisError as exc:
+            log.warning("could not sync concurrency slots: %s", exc)
+
+    def reconcile(self, now: datetime, report: TickReport) -> None:
+        """Move on jobs stuck in flight: lost messages, dead workers, outcomes that never came."""
+        s = self.settings
+        with self.engine.begin() as conn:
+            stale_queued = job_store.stale_jobs(
+                conn, JobState.QUEUED, now - timedelta(seconds=s.queued_lease_s), s.scheduler_batch
+            )
+            resend = [j.id for j in stale_queued if job_store.renew_queued(conn, j.id, j.state_changed_at, now)]
+            # In ``dialing`` the request may have left: never redial blindly.
+            for job in job_store.stale_jobs(
+                conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
+            ):
+                if job_store.set_state(
+                    conn,
+                    job.id,
+                    JobState.DIALING,
+                    JobState.UNKNOWN,
+                    now,
+                    reason="worker lost during the request",
+                ):
+                    report.lost += 1
+            for job in job_store.stale_jobs(
+                conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
+            ):
+                if job_store.set_state(
+                    conn,
+                    job.id,
+                    JobState.ACCEPTED,
+                    JobState.UNKNOWN,
+                    now,
+                    reason="no outcome reported in time",
+                ):
+                    report.lost += 1
+        for job_id in resend:
+            self.send_job(job_id)
+            report.resent += 1
+
+    def run(self, stop: Callable[[], bool], leadership: Leadership | None = None) -> None:
+        log.info("scheduler started")
+        while not stop():
+            if leadership is not None and not leadership.hold():
+                time.sleep(self.settings.scheduler_interval_s)
+                continue
+            try:
+                report = self.tick()
+            except Exception:  # a database or broker hiccup must not end the loop
+                log.exception("scheduler tick failed")
+                time.sleep(self.settings.scheduler_interval_s)
+                continue
+            if report.enqueued:
+                log.info("enqueued %d jobs", len(report.enqueued))
+            if len(report.enqueued) < self.settings.scheduler_batch:
+                time.sleep(self.settings.scheduler_interval_s)
+        if leadership is not None:
+            leadership.release()

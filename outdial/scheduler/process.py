@@ -1,0 +1,43 @@
+"""The scheduler process: every part of the loop, composed from the settings."""
+
+from __future__ import annotations
+
+import httpx
+import redis
+
+from outdial.embedded import broker_url
+from outdial.scheduler.leader import Leadership
+from outdial.scheduler.loop import Scheduler, SendJob
+from outdial.scheduler.poller import StatusPoller
+from outdial.services.breaker import BreakerCheck
+from outdial.services.pacing.pacer import Pacer
+from outdial.services.providers.accounts import load_accounts
+from outdial.services.rounds import Rounds
+from outdial.settings import Settings
+from outdial.store.db import get_engine
+
+
+def celery_sender(settings: Settings) -> SendJob:
+    from outdial.worker.app import DISPATCH_TASK, app
+
+    def send(job_id: int) -> None:
+        app.send_task(DISPATCH_TASK, args=[job_id], queue=settings.queue)
+
+    return send
+
+
+def build(settings: Settings) -> tuple[Scheduler, Leadership]:
+    engine = get_engine()
+    accounts = load_accounts(settings.accounts_file)
+    broker = redis.Redis.from_url(broker_url(settings))
+    scheduler = Scheduler(
+        engine,
+        settings,
+        celery_sender(settings),
+        poller=StatusPoller(engine, settings, accounts, httpx.Client()),
+        breakers=BreakerCheck(engine, settings),
+        rounds=Rounds(engine, settings),
+        accounts=accounts,
+        pacer=Pacer(broker, settings),
+    )
+    return scheduler, Leadership(broker, lease_s=settings.leader_lease_s)

@@ -1,0 +1,238 @@
+"""What a dispatch must get through before it dials, and the bookkeeping after.
+
+The limits themselves are Redis scripts (:mod:`outdial.services.pacing.limits`); this module
+decides which apply to a call, in which order, and how each is given back
+when the call does not go out. The order is cheapest-to-undo last: the
+per-number day count, then a concurrency slot, then a turn of the rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections.abc import Mapping, Set
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+import redis
+from redis.exceptions import RedisError
+
+from outdial.services.pacing.limits import (
+    ConcurrencySlots,
+    DailyAttempts,
+    Rate,
+    RateLimiter,
+    SendWindow,
+    account_key,
+    campaign_key,
+)
+from outdial.services.providers.accounts import Account
+from outdial.services.providers.base import DialResult, Verdict
+from outdial.services.timing.spec import callee_zones, zone
+from outdial.settings import Settings
+
+log = logging.getLogger("outdial.pacing")
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The pacing verdict for one dial; a closed gate says when to try again."""
+
+    open: bool
+    retry_at: datetime | None = None
+    reason: str | None = None
+    holder: str | None = None  # the concurrency slot taken, if any
+    day: date | None = None  # the callee-local day counted, if any
+
+
+@dataclass(frozen=True)
+class SendTicket:
+    """A send let through the hard cap: its id, and Redis's and this process's clocks at that moment."""
+
+    send_id: str
+    key: str | None  # None: the account has no calls-per-second limit
+    redis_us: int
+    monotonic: float
+
+
+def holder_name(job_id: int, attempt: int) -> str:
+    return f"{job_id}:{attempt}"
+
+
+def callee_day(number: str, now: datetime, settings: Settings) -> tuple[date, datetime]:
+    """The callee's local date now, and when that day ends (UTC)."""
+    zones = callee_zones(number) or (zone(settings.default_timezone),)
+    local = now.astimezone(zones[0])
+    tomorrow = datetime.combine(local.date() + timedelta(days=1), datetime.min.time(), zones[0])
+    return local.date(), tomorrow.astimezone(UTC)
+
+
+class Pacer:
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.settings = settings
+        prefix = settings.pacing_prefix
+        self.limiter = RateLimiter(client, prefix)
+        self.slots = ConcurrencySlots(client, prefix, require_seeded=True)
+        self.daily = DailyAttempts(client, prefix)
+        self.sends = SendWindow(client, prefix)
+        self.client = client
+
+    def rates(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> list[Rate]:
+        rates = []
+        if account.limits.calls_per_second:
+            per_second = account.limits.calls_per_second * self.settings.pacing_rate_margin
+            rates.append(Rate(account_key(account.name), per_second, self.settings.rate_burst))
+        if campaign_id is not None and calls_per_minute:
+            rates.append(
+                Rate.per_minute(campaign_key(campaign_id), calls_per_minute * self.settings.pacing_rate_margin)
+            )
+        return rates
+
+    def admit(
+        self,
+        account: Account,
+        job_id: int,
+        attempt: int,
+        to_number: str,
+        now: datetime,
+        campaign_id: int | None = None,
+        calls_per_minute: int | None = None,
+    ) -> Gate:
+        """Take every limit that applies, or none: a closed gate has given back what it took."""
+        s = self.settings
+        day: date | None = None
+        holder: str | None = None
+        try:
+            if s.per_number_daily_attempts:
+                day, day_ends = callee_day(to_number, now, s)
+                if not self.daily.try_attempt(to_number, day, s.per_number_daily_attempts):
+                    return Gate(False, day_ends, "daily_attempt_cap")
+            if account.limits.max_concurrent:
+                holder = holder_name(job_id, attempt)
+                if not self.slots.acquire(account.name, holder, account.limits.max_concurrent, s.slot_lease_s):
+                    self._give_back(account, to_number, day, None)
+                    return Gate(False, now + timedelta(seconds=random.uniform(0.5, 1.5)), "concurrency")
+            rates = self.rates(account, campaign_id, calls_per_minute)
+            if rates:
+                decision = self.limiter.reserve(rates, s.pacing_max_wait_s)
+                if not decision.allowed:
+                    self._give_back(account, to_number, day, holder)
+                    return Gate(False, now + timedelta(seconds=decision.retry_after_s), "rate")
+                if decision.start_in_s > 0:
+                    time.sleep(decision.start_in_s)  # our reserved turn: wait for it, then dial at once
+        except RedisError as exc:
+            # Without the limits we may not dial; the job waits and tries again.
+            log.warning("pacing unavailable: %s", exc, extra={"job_id": job_id, "account": account.name})
+            self._give_back(account, to_number, day, holder, quietly=True)
+            return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
+        return Gate(True, holder=holder, day=day)
+
+    def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
+        """Wait until the account's last second of sends has room for this one; None if it never did.
+
+        The hard cap behind the smooth GCRA turns: at most ``calls_per_second``
+        requests reach the provider in any one second (see :class:`SendWindow`).
+        Report what became of the request with :meth:`sent`.
+        """
+        limit = account.limits.calls_per_second
+        if not limit:
+            return SendTicket(send_id, None, 0, 0.0)
+        key = account_key(account.name)
+        deadline = time.monotonic() + max_wait_s
+        lease = self.settings.provider_connect_timeout_s + self.settings.provider_read_timeout_s
+        try:
+            while True:
+                wait, redis_now_us = self.sends.try_send(key, math.floor(limit), send_id, lease_s=lease)
+                if not wait:
+                    return SendTicket(send_id, key, redis_now_us, time.monotonic())
+                if time.monotonic() + wait > deadline:
+                    return None
+                time.sleep(wait)
+        except RedisError as exc:
+            log.warning("pacing unavailable at send time: %s", exc, extra={"account": account.name})
+            return None
+
+    def sent(self, ticket: SendTicket, written_at: float | None) -> None:
+        """Count the request from the moment it was written, or not at all if it never was."""
+        if ticket.key is None:
+            return
+        try:
+            if written_at is None:
+                self.sends.forget(ticket.key, ticket.send_id)
+            else:
+                guard = self.settings.pacing_send_guard_s
+                at_us = ticket.redis_us + round((written_at - ticket.monotonic + guard) * 1_000_000)
+                self.sends.written(ticket.key, ticket.send_id, at_us)
+        except RedisError as exc:  # the entry's lease still bounds it
+            log.warning("pacing bookkeeping failed: %s", exc)
+
+    def after(self, account: Account, to_number: str, gate: Gate, result: DialResult) -> None:
+        """Give back what a request that placed no call took; keep it while a call may be live."""
+        try:
+            if result.verdict in (Verdict.RETRY_SAFE, Verdict.REJECTED):
+                self._give_back(account, to_number, gate.day, gate.holder)
+            if result.http_status == 429:
+                wait = result.retry_after_s if result.retry_after_s is not None else 1.0
+                self.limiter.slow_down(account_key(account.name), wait)
+        except RedisError as exc:
+            log.warning("pacing bookkeeping failed: %s", exc, extra={"account": account.name})
+
+    def _give_back(
+        self, account: Account, to_number: str, day: date | None, holder: str | None, quietly: bool = False
+    ) -> None:
+        try:
+            if holder is not None:
+                self.slots.release(account.name, holder)
+            if day is not None:
+                self.daily.undo(to_number, day)
+        except RedisError:
+            if not quietly:
+                raise
+
+
+def queue_budget(account: Account, queued: int, in_flight: int, settings: Settings) -> int | None:
+    """How many more of an account's due jobs the scheduler should queue now; None: no limit.
+
+    Soft: the dispatcher's gate is what holds the limits. This only keeps the
+    broker from filling with calls that would be handed back.
+    """
+    budgets = []
+    if account.limits.max_concurrent:
+        budgets.append(account.limits.max_concurrent - queued - in_flight)
+    if account.limits.calls_per_second:
+        budgets.append(math.ceil(account.limits.calls_per_second * settings.pacing_queue_ahead_s) - queued)
+    return max(0, min(budgets)) if budgets else None
+
+
+def sync_slots(
+    slots: ConcurrencySlots,
+    accounts: Mapping[str, Account],
+    live: Mapping[str, Set[str]],
+    pending: Mapping[str, Set[str]],
+    lease_s: float,
+    grace_s: float = 10.0,
+) -> int:
+    """Make Redis's slots match the calls the database shows in progress; slots released.
+
+    Seeds them after Redis lost its data, and frees at once the slot of every
+    call whose outcome has been recorded (the API that records outcomes needs
+    no Redis). A slot of a job still ``queued`` is kept for ``grace_s``: its
+    dispatch takes the slot before it writes ``dialing``.
+    """
+    limited = [name for name, a in accounts.items() if a.limits.max_concurrent]
+    if slots.needs_seed():
+        slots.seed({name: live.get(name, set()) for name in limited}, lease_s)
+        return 0
+    now_s = slots.clock_s()
+    released = 0
+    for name in limited:
+        in_progress, about_to_dial = live.get(name, set()), pending.get(name, set())
+        for holder, expires_s in slots.holders(name).items():
+            if holder in in_progress:
+                continue
+            if holder in about_to_dial and now_s - (expires_s - lease_s) <= grace_s:
+                continue
+            released += slots.release(name, holder)
+    return released

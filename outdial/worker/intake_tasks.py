@@ -1,0 +1,127 @@
+"""The Celery interface for other services: ``outdial.enqueue_call`` and ``outdial.import_leads``.
+
+Both take plain JSON keyword arguments, are validated with the same pydantic
+models as the HTTP API (:class:`outdial.services.intake.enqueue.CallBody`,
+:class:`outdial.api.schemas.ImportLeadsTask`) and call the same functions, so a call
+enqueued here is the job ``POST /calls`` would have made from the same body.
+
+Send them to outdial's queue (``OUTDIAL_QUEUE``, ``outdial.dispatch`` by
+default): workers consume only that one. Results are not stored (outdial
+keeps outcomes in its database, ``task_ignore_result``): a caller that wants
+its job id passes an ``idempotency_key`` and asks ``GET
+/jobs?idempotency_key=KEY``; the same key sent again never makes a second job.
+Input that fails validation fails the task with a one-line reason naming the
+field (in the worker log and Flower), and is not retried.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, unknown_account
+from outdial.services.intake.csv_import import ImportFailed, import_csv
+from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.providers.accounts import Account, load_accounts
+from outdial.services.timing.spec import SpecError
+from outdial.settings import Settings, get_settings
+from outdial.store.db import get_engine
+from outdial.worker.app import app
+
+ENQUEUE_TASK = "outdial.enqueue_call"
+IMPORT_TASK = "outdial.import_leads"
+
+log = logging.getLogger("outdial.intake_tasks")
+_key = TypeAdapter(IdempotencyKey | None)
+
+
+class TaskRefused(ValueError):
+    """The task's arguments were invalid; the message names the field. Never retried."""
+
+
+def _reason(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors(include_input=False):
+        field = ".".join(str(p) for p in error["loc"]) or "arguments"
+        problems.append(f"{field}: {str(error['msg']).removeprefix('Value error, ')}")
+    return "; ".join(problems)
+
+
+@cache
+def _accounts(path: Path) -> dict[str, Account]:
+    return load_accounts(path)
+
+
+def enqueue_from_kwargs(
+    engine: Engine, settings: Settings, accounts: dict[str, Account], kwargs: dict[str, Any], now: datetime
+) -> dict[str, Any]:
+    """Validate a task's kwargs as ``POST /calls`` validates its body and header, and enqueue the call."""
+    fields = dict(kwargs)
+    try:
+        key = _key.validate_python(fields.pop("idempotency_key", None))
+        body = CallBody.model_validate(fields)
+    except ValidationError as exc:
+        raise TaskRefused(_reason(exc)) from None
+    if problem := unknown_account(body.account, accounts):
+        raise TaskRefused(f"account: {problem}")
+    try:
+        result = enqueue_call(engine, body, now, settings, key)
+    except SpecError as exc:
+        raise TaskRefused(str(exc)) from None
+    except OverflowError:
+        raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None
+    except ValueError as exc:
+        raise TaskRefused(f"to_number: {exc}") from None
+    return {"job_id": result.job_id, "state": result.state, "created": result.created}
+
+
+def import_from_kwargs(engine: Engine, settings: Settings, kwargs: dict[str, Any]) -> dict[str, object]:
+    """Validate a task's kwargs as the upload validates its options, and import the file."""
+    try:
+        args = ImportLeadsTask.model_validate(kwargs)
+    except ValidationError as exc:
+        raise TaskRefused(_reason(exc)) from None
+    try:
+        summary = import_csv(
+            engine,
+            settings,
+            args.campaign,
+            Path(args.path),
+            default_region=args.default_region,
+            phone_column=args.phone_column,
+            report_path=Path(args.report_path) if args.report_path else None,
+        )
+    except ImportFailed as exc:
+        raise TaskRefused(str(exc)) from None
+    return summary.as_dict()
+
+
+# A database that is briefly away is waited for; bad input is not retried. Retrying an
+# enqueue is safe with an idempotency key, and an import commits all or nothing.
+_RETRY: dict[str, Any] = dict(
+    autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, max_retries=10, retry_jitter=True
+)
+
+
+@app.task(name=ENQUEUE_TASK, **_RETRY)  # type: ignore[untyped-decorator]
+def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
+    """Enqueue one call: the fields of ``POST /calls``'s body, plus an optional ``idempotency_key``."""
+    settings = get_settings()
+    result = enqueue_from_kwargs(get_engine(), settings, _accounts(settings.accounts_file), kwargs, datetime.now(UTC))
+    log.info("call enqueued", extra={"job_id": result["job_id"], "created": result["created"]})
+    return result
+
+
+@app.task(name=IMPORT_TASK, **_RETRY)  # type: ignore[untyped-decorator]
+def import_leads_task(**kwargs: Any) -> dict[str, object]:
+    """Import a CSV lead file the workers can read: ``campaign``, ``path``, and the import's options."""
+    summary = import_from_kwargs(get_engine(), get_settings(), kwargs)
+    log.info("leads imported", extra={"campaign": kwargs.get("campaign"), **summary})
+    return summary
