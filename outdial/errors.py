@@ -21,14 +21,11 @@ class OutdialError(Exception):
 class InputError(OutdialError, ValueError):
     """Bad input: names the field (and the row of a file) so the caller can fix it."""
 
-    def __init__(self, message: str, *, field: str | None = None, row: int | None = None) -> None:
-        super().__init__(message)
+    def __init__(self, reason: str, *, field: str | None = None, row: int | None = None) -> None:
+        super().__init__(f"{field}: {reason}" if field else reason)
+        self.reason = reason  # without the field's name, for faces that show the field apart
         self.field = field
         self.row = row
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 class NotFound(OutdialError, LookupError):

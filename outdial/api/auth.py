@@ -21,6 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
 from outdial.api.deps import Context, context
+from outdial.errors import InputError
 from outdial.store import api_keys as key_store
 
 KEY_PREFIX = "odk_"
@@ -29,7 +30,7 @@ _bearer = HTTPBearer(auto_error=False, description="An outdial API key: `Authori
 _header = APIKeyHeader(name="X-API-Key", auto_error=False, description="An outdial API key.")
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(InputError):
     """A key could not be made or revoked; the message says why."""
 
 

@@ -8,17 +8,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
-from sqlalchemy.exc import IntegrityError
+from fastapi import APIRouter, Depends, Path
 
 from outdial.api.auth import require_api_key
 from outdial.api.deps import Context, context
-from outdial.api.errors import field_error
-from outdial.api.schemas import NAME_PATTERN, CampaignBody, unknown_account
 from outdial.models import CampaignState
-from outdial.services.breaker import resume
-from outdial.services.campaigns import CampaignError, create_campaign
+from outdial.services import campaigns
 from outdial.services.progress import snapshot
+from outdial.services.requests import NAME_PATTERN
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
@@ -55,43 +52,20 @@ def campaign_json(row: AnyRow, counts: dict[str, int] | None = None) -> dict[str
 
 def _campaign(ctx: Context, name: str) -> AnyRow:
     with ctx.engine.connect() as conn:
-        found = campaign_store.by_name(conn, name)
-    if found is None:
-        raise HTTPException(404, f"no campaign named {name!r}")
-    return found
+        return campaigns.find(conn, name)
+
+
+def _change_json(change: campaigns.CampaignChange) -> dict[str, Any]:
+    out: dict[str, Any] = {"campaign": change.campaign, "state": change.state.value, "changed": change.changed}
+    if change.state == CampaignState.CANCELLED:
+        out["cancelled_jobs"] = change.cancelled_jobs
+    return out
 
 
 @router.post("", status_code=201, responses={409: {"description": "A campaign of that name exists."}})
-def create(body: CampaignBody, ctx: Context = Depends(context)) -> dict[str, Any]:
+def create(body: campaigns.CampaignBody, ctx: Context = Depends(context)) -> dict[str, Any]:
     """Make a campaign. Its timing fields (SPEC 5) are the lowest layer of every lead's and job's."""
-    if problem := unknown_account(body.account, ctx.accounts):
-        raise field_error("account", problem)
-    with ctx.engine.connect() as conn:
-        if campaign_store.by_name(conn, body.name) is not None:
-            raise HTTPException(409, f"a campaign named {body.name!r} exists already")
-    try:
-        campaign_id = create_campaign(
-            ctx.engine,
-            ctx.settings,
-            body.name,
-            body.account,
-            body.timing(),
-            datetime.now(UTC),
-            retry_on=body.retry_on,
-            cron=body.cron,
-            calls_per_minute=body.calls_per_minute,
-        )
-    except CampaignError as exc:
-        field, _, message = str(exc).partition(": ")
-        if field == "name":
-            raise HTTPException(409, str(exc)) from None
-        raise field_error(field, message or str(exc)) from None
-    except IntegrityError:
-        # Another request made the same name between the check and the insert.
-        raise HTTPException(409, f"a campaign named {body.name!r} exists already") from None
-    with ctx.engine.connect() as conn:
-        row = campaign_store.by_id(conn, campaign_id)
-    assert row is not None
+    row = campaigns.create(ctx.engine, ctx.settings, ctx.accounts, body, datetime.now(UTC))
     return campaign_json(row, {})
 
 
@@ -125,30 +99,13 @@ def pause(
     name: str = CampaignPath, ctx: Context = Depends(context), key: str = Depends(require_api_key)
 ) -> dict[str, Any]:
     """Stop dialling the campaign's jobs (calls already placed finish). Pausing a paused campaign is a no-op."""
-    campaign = _campaign(ctx, name)
-    now = datetime.now(UTC)
-    with ctx.engine.begin() as conn:
-        moved = campaign_store.set_state(
-            conn, campaign.id, [CampaignState.ACTIVE], CampaignState.PAUSED, now, f"paused through the API ({key})"
-        )
-        state = campaign_store.campaign_state(conn, campaign.id)
-    if not moved and state != CampaignState.PAUSED:
-        raise HTTPException(409, f"campaign {name!r} is {state}; only an active campaign can be paused")
-    return {"campaign": name, "state": state, "changed": moved}
+    return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), f"paused through the API ({key})"))
 
 
 @router.post("/{name}/resume", responses={**NOT_FOUND, **CONFLICT})
 def resume_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
     """Dial again. A campaign its circuit breaker paused has the breaker closed too, as ``outdial breaker resume``."""
-    campaign = _campaign(ctx, name)
-    if campaign.state == CampaignState.CANCELLED:
-        raise HTTPException(409, f"campaign {name!r} is cancelled; a cancelled campaign stays cancelled")
-    moved = campaign.state == CampaignState.PAUSED
-    if moved:
-        resume(ctx.engine, "campaign", str(campaign.id), datetime.now(UTC))
-    with ctx.engine.connect() as conn:
-        state = campaign_store.campaign_state(conn, campaign.id)
-    return {"campaign": name, "state": state, "changed": moved}
+    return _change_json(campaigns.resume(ctx.engine, name, datetime.now(UTC)))
 
 
 @router.post("/{name}/cancel", responses=NOT_FOUND)
@@ -158,16 +115,4 @@ def cancel(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[st
     Calls already being dialled finish (the worker re-checks the campaign before
     each dial). Cancelling a cancelled campaign changes nothing.
     """
-    campaign = _campaign(ctx, name)
-    now = datetime.now(UTC)
-    with ctx.engine.begin() as conn:
-        moved = campaign_store.set_state(
-            conn,
-            campaign.id,
-            [CampaignState.ACTIVE, CampaignState.PAUSED],
-            CampaignState.CANCELLED,
-            now,
-            "cancelled through the API",
-        )
-        cancelled = job_store.cancel_jobs(conn, campaign.id, now)
-    return {"campaign": name, "state": CampaignState.CANCELLED.value, "changed": moved, "cancelled_jobs": cancelled}
+    return _change_json(campaigns.cancel(ctx.engine, name, datetime.now(UTC), "cancelled through the API"))

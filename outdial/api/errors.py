@@ -1,8 +1,10 @@
-"""Bad input is a 422 that names the field, whichever layer found it; never a 500.
+"""The API's one translation of errors: outdial's own (:mod:`outdial.errors`) and the libraries'.
 
-FastAPI's own request validation, a pydantic model validated inside a
-handler, and a timing :class:`~outdial.services.timing.spec.SpecError` all answer in one
-shape: ``{"detail": [{"loc": [...], "field": "...", "msg": "...", "type": "..."}]}``.
+Bad input is a 422 that names the field, whichever layer found it; never a 500.
+FastAPI's own request validation, a pydantic model validated inside a handler, and
+any :class:`~outdial.errors.InputError` (a timing ``SpecError`` among them) all answer
+in one shape: ``{"detail": [{"loc": [...], "field": "...", "msg": "...", "type": "..."}]}``.
+``NotFound`` is a 404 and ``Conflict`` a 409, each with its one-line ``detail``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
+from outdial.errors import ConfigError, Conflict, InputError, NotFound
 from outdial.services.timing.spec import SpecError
 
 log = logging.getLogger("outdial.api")
@@ -84,7 +87,21 @@ def install(app: FastAPI) -> None:
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
         return JSONResponse({"detail": error.detail}, status_code=422)
 
-    @app.exception_handler(SpecError)
-    async def _spec_invalid(_request: Request, exc: SpecError) -> JSONResponse:
-        error = spec_error(exc)
+    @app.exception_handler(InputError)
+    async def _input_invalid(_request: Request, exc: InputError) -> JSONResponse:
+        error = field_error(exc.field or "body", exc.reason)
         return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(ConfigError)
+    async def _misconfigured(_request: Request, exc: ConfigError) -> JSONResponse:
+        # The deployment's fault, not the caller's: logged in full, answered without paths or names.
+        log.error("configuration error", extra={"error": str(exc)})
+        return JSONResponse({"detail": "outdial is misconfigured; see its log"}, status_code=500)

@@ -10,8 +10,9 @@ from starlette.concurrency import run_in_threadpool
 
 from outdial.api.deps import Context, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
-from outdial.api.schemas import PRINTABLE, unknown_account
+from outdial.services.campaigns import unknown_account
 from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.requests import PRINTABLE
 from outdial.services.timing.spec import SpecError
 from outdial.store import AnyRow
 from outdial.store import jobs as job_store

@@ -10,9 +10,9 @@ from starlette.concurrency import run_in_threadpool
 from outdial.api.campaigns import NOT_FOUND, CampaignPath
 from outdial.api.deps import Context, context
 from outdial.api.errors import field_error
-from outdial.api.schemas import ImportOptions
 from outdial.models import CampaignState
 from outdial.services.intake.csv_import import ImportFailed, import_csv
+from outdial.services.requests import ImportOptions
 from outdial.store import campaigns as campaign_store
 
 router = APIRouter(prefix="/campaigns", tags=["leads"])

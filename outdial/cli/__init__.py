@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-import typer
+from typing import Any
 
+import typer
+from typer.core import TyperGroup
+
+from outdial import errors
 from outdial.cli import ops, run
 from outdial.cli.breakers import breaker_app
 from outdial.cli.call import call
@@ -15,7 +19,30 @@ from outdial.cli.plan import plan
 from outdial.cli.status import export, status
 from outdial.cli.up import demo, up
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns.")
+# Exit statuses: 0 done; 1 refused as things stand (not found, a conflict, a failed check);
+# 2 the command's input or the configuration is wrong (fix it and run again).
+EXIT_REFUSED = 1
+EXIT_BAD_INPUT = 2
+
+
+def exit_code(exc: errors.OutdialError) -> int:
+    return EXIT_BAD_INPUT if isinstance(exc, errors.InputError | errors.ConfigError) else EXIT_REFUSED
+
+
+class _TranslatingGroup(TyperGroup):
+    """The CLI's one translation of outdial's errors: one line on stderr and an exit status."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context (typer vendors click in some versions)
+        try:
+            return super().invoke(ctx)
+        except errors.OutdialError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(exit_code(exc)) from None
+
+
+app = typer.Typer(
+    cls=_TranslatingGroup, no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns."
+)
 app.command()(up)
 app.command()(demo)
 app.command()(run.scheduler)

@@ -9,7 +9,6 @@ import typer
 
 from outdial.services.breaker import resume
 from outdial.store import breakers as breaker_store
-from outdial.store import campaigns as campaign_store
 from outdial.store.db import get_engine
 
 breaker_app = typer.Typer(no_args_is_help=True, help="Circuit breakers of accounts and campaigns.")
@@ -40,14 +39,5 @@ def resume_breaker(
     """Close a breaker by hand; a campaign it paused becomes active again."""
     if scope not in ("account", "campaign"):
         raise typer.BadParameter("must be 'account' or 'campaign'", param_hint="SCOPE")
-    engine = get_engine()
-    key = name
-    if scope == "campaign":
-        with engine.connect() as conn:
-            campaign = campaign_store.by_name(conn, name)
-        if campaign is None:
-            typer.echo(f"error: no campaign named {name!r}", err=True)
-            raise typer.Exit(2)
-        key = str(campaign.id)
-    resume(engine, scope, key, datetime.now(UTC))
+    resume(get_engine(), scope, name, datetime.now(UTC))
     typer.echo(f"{scope} {name}: breaker closed")

@@ -1,4 +1,4 @@
-"""``outdial campaign create|list``: campaigns, with their SPEC 5 timing."""
+"""``outdial campaign create|list|pause|resume|cancel``: campaigns, with their SPEC 5 timing."""
 
 from __future__ import annotations
 
@@ -12,13 +12,13 @@ from rich.console import Console
 from rich.table import Table
 from sqlalchemy import Engine
 
-from outdial.services.campaigns import CampaignError, create_campaign
-from outdial.services.providers.accounts import AccountError, load_accounts
-from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
+from outdial import errors
+from outdial.services import campaigns
+from outdial.services.providers.accounts import load_accounts
 from outdial.settings import get_settings
 from outdial.store import campaigns as campaign_store
 
-campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: create and list them.")
+campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: create, list, pause, resume and cancel them.")
 
 # The command's option for each timing field, so an error names what the user typed.
 OPTION_OF = {
@@ -31,13 +31,12 @@ OPTION_OF = {
     "gap_between_retries": "--gap",
     "priority": "--priority",
     "callee_hours": "--callee-hours",
+    "name": "NAME",
+    "account": "--account",
+    "retry_on": "--retry-on",
+    "cron": "--cron",
+    "calls_per_minute": "--calls-per-minute",
 }
-# Any valid number will do to check the number-independent rules (min == max and the like).
-_EXAMPLE_NUMBER = "+12125550100"
-
-
-class InputError(ValueError):
-    """Invalid command input; the message is the one line printed."""
 
 
 def open_engine() -> Engine:
@@ -69,25 +68,16 @@ def parse_gaps(values: list[str]) -> int | list[int] | None:
         try:
             gaps.append(int(item))
         except ValueError:
-            raise InputError(f"--gap: {item!r} is not a whole number of minutes") from None
+            raise errors.InputError(f"{item!r} is not a whole number of minutes", field="--gap") from None
     return gaps[0] if len(gaps) == 1 else gaps
 
 
-def timing_fields(given: dict[str, Any]) -> TimingFields:
-    """The campaign's timing layer, validated; :class:`InputError` names the option."""
-    try:
-        fields = TimingFields.model_validate(given)
-    except ValidationError as exc:
-        errors = exc.errors()
-        err = next((e for e in errors if not str(e["type"]).endswith("_type")), errors[0])
-        name = str(err["loc"][0]) if err["loc"] else "timing"
-        raise InputError(f"{OPTION_OF.get(name, name)}: {str(err['msg']).removeprefix('Value error, ')}") from None
-    try:
-        compile_rules(fields, _EXAMPLE_NUMBER)
-    except SpecError as exc:
-        if exc.field != "to_number":
-            raise InputError(f"{OPTION_OF.get(exc.field, exc.field)}: {exc.message}") from None
-    return fields
+def body_error(exc: ValidationError) -> errors.InputError:
+    """pydantic's first complaint about the command's input, naming the option the user typed."""
+    found = exc.errors(include_input=False)
+    err = next((e for e in found if not str(e["type"]).endswith("_type")), found[0])
+    name = str(err["loc"][0]) if err["loc"] else "timing"
+    return errors.InputError(str(err["msg"]).removeprefix("Value error, "), field=OPTION_OF.get(name, name))
 
 
 def campaign_json(row: Any, leads: int | None = None) -> dict[str, Any]:
@@ -133,52 +123,38 @@ def create(
 ) -> None:
     """Create a campaign on an account, with the timing its leads inherit (SPEC 5)."""
     settings = get_settings()
+    given: dict[str, Any] = {
+        "name": name,
+        "account": account,
+        "timezone": timezone,
+        "min_trigger_time": min_trigger_time,
+        "max_trigger_time": max_trigger_time,
+        "days_of_week": days,
+        "carry_over": carry_over,
+        "number_of_retries": retries,
+        "gap_between_retries": parse_gaps(gap),
+        "priority": priority,
+        "retry_on": split_list(retry_on) or None,
+        "cron": cron,
+        "calls_per_minute": calls_per_minute,
+    }
+    given = {k: v for k, v in given.items() if v is not None}
+    if callee_hours is not None:
+        given["callee_hours"] = None if callee_hours.strip().lower() == "off" else callee_hours
     try:
-        given: dict[str, Any] = {
-            "timezone": timezone,
-            "min_trigger_time": min_trigger_time,
-            "max_trigger_time": max_trigger_time,
-            "days_of_week": days,
-            "carry_over": carry_over,
-            "number_of_retries": retries,
-            "gap_between_retries": parse_gaps(gap),
-            "priority": priority,
-        }
-        given = {k: v for k, v in given.items() if v is not None}
-        if callee_hours is not None:
-            given["callee_hours"] = None if callee_hours.strip().lower() == "off" else callee_hours
-        fields = timing_fields(given)
-        try:
-            accounts = load_accounts(settings.accounts_file)
-        except AccountError as exc:
-            raise InputError(f"--account: {exc}") from None
-        if account not in accounts:
-            known = ", ".join(sorted(accounts)) or "none"
-            raise InputError(f"--account: no account {account!r} in {settings.accounts_file} (known: {known})")
-    except InputError as exc:
-        raise fail(str(exc)) from None
+        body = campaigns.CampaignBody.model_validate(given)
+    except ValidationError as exc:
+        raise body_error(exc) from None
     engine = open_engine()
     try:
-        campaign_id = create_campaign(
-            engine,
-            settings,
-            name,
-            account,
-            fields,
-            datetime.now(UTC),
-            retry_on=split_list(retry_on) or None,
-            cron=cron,
-            calls_per_minute=calls_per_minute,
-        )
-    except CampaignError as exc:
-        raise fail(str(exc)) from None
-    with engine.connect() as conn:
-        row = campaign_store.by_id(conn, campaign_id)
-    assert row is not None
+        row = campaigns.create(engine, settings, load_accounts(settings.accounts_file), body, datetime.now(UTC))
+    except errors.InputError as exc:
+        # The service names its field; the user typed an option.
+        raise errors.InputError(exc.reason, field=OPTION_OF.get(exc.field or "", exc.field)) from None
     if json_out:
         typer.echo(json.dumps(campaign_json(row)))
     else:
-        typer.echo(f"campaign {name!r} created (id {campaign_id}) on account {account}")
+        typer.echo(f"campaign {name!r} created (id {row.id}) on account {account}")
 
 
 @campaign_app.command("list")
@@ -198,3 +174,50 @@ def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print th
             str(r.id), r.name, r.account, r.state, str(r.round), str(counts.get(r.id, 0)), timing, r.cron or ""
         )
     Console().print(table)
+
+
+def _report_change(change: campaigns.CampaignChange, json_out: bool) -> None:
+    if json_out:
+        typer.echo(
+            json.dumps(
+                {
+                    "campaign": change.campaign,
+                    "state": change.state.value,
+                    "changed": change.changed,
+                    "cancelled_jobs": change.cancelled_jobs,
+                }
+            )
+        )
+        return
+    done = "now" if change.changed else "already"
+    extra = f"; {change.cancelled_jobs} jobs cancelled" if change.cancelled_jobs else ""
+    typer.echo(f"campaign {change.campaign!r} is {done} {change.state.value}{extra}")
+
+
+@campaign_app.command("pause")
+def pause(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    reason: str = typer.Option("paused from the command line", "--reason", help="Shown with its status."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Stop dialling the campaign's jobs; calls already placed finish."""
+    _report_change(campaigns.pause(open_engine(), name, datetime.now(UTC), reason), json_out)
+
+
+@campaign_app.command("resume")
+def resume(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Dial again; a campaign its circuit breaker paused has the breaker closed too."""
+    _report_change(campaigns.resume(open_engine(), name, datetime.now(UTC)), json_out)
+
+
+@campaign_app.command("cancel")
+def cancel(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    reason: str = typer.Option("cancelled from the command line", "--reason", help="Kept with the campaign."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """End the campaign: its jobs not yet handed to a worker are cancelled; calls in progress finish."""
+    _report_change(campaigns.cancel(open_engine(), name, datetime.now(UTC), reason), json_out)

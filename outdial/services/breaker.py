@@ -14,10 +14,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import Engine
 
 from outdial import metrics
-from outdial.models import CampaignState
+from outdial.services import campaigns
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
-from outdial.store import campaigns as campaign_store
 
 log = logging.getLogger("outdial.breaker")
 
@@ -50,12 +49,8 @@ class BreakerCheck:
                     if not should_trip(calls, failures, s.breaker_min_calls, s.breaker_failure_rate):
                         continue
                     reason = describe(calls, failures, s.breaker_window_s)
-                    if scope == "campaign":
-                        paused = campaign_store.set_state(
-                            conn, int(name), [CampaignState.ACTIVE], CampaignState.PAUSED, now, reason
-                        )
-                        if not paused:
-                            continue  # already paused or cancelled by someone: nothing to open
+                    if scope == "campaign" and not campaigns.breaker_pause(conn, int(name), now, reason):
+                        continue  # already paused or cancelled by someone: nothing to open
                     if breaker_store.trip(conn, scope, name, reason, now):
                         opened.append((scope, name))
                         metrics.observe_breaker_trip(scope)
@@ -65,8 +60,14 @@ class BreakerCheck:
 
 
 def resume(engine: Engine, scope: str, name: str, now: datetime) -> None:
-    """Close a breaker by hand (and resume its campaign)."""
+    """Close a breaker by hand: an account's by its name; a campaign's by the campaign's name,
+    which resumes the campaign too (as ``outdial campaign resume``)."""
+    if scope == "campaign":
+        with engine.connect() as conn:
+            campaign_id = campaigns.find(conn, name).id
+        with engine.begin() as conn:
+            breaker_store.reset(conn, scope, str(campaign_id), now)
+        campaigns.resume(engine, name, now)
+        return
     with engine.begin() as conn:
         breaker_store.reset(conn, scope, name, now)
-        if scope == "campaign":
-            campaign_store.set_state(conn, int(name), [CampaignState.PAUSED], CampaignState.ACTIVE, now, None)

@@ -1,27 +1,129 @@
-"""Campaigns, and their leads becoming jobs."""
+"""The campaign life cycle, in one place for every face (HTTP API, CLI, Celery task, breaker):
+create, pause, resume, cancel; and a campaign's leads becoming jobs.
+
+A campaign's states and the moves between them::
+
+    active --pause--> paused --resume--> active
+    active | paused --cancel--> cancelled        (its jobs not yet handed to a worker end too)
+    active --breaker--> paused                    (the breaker's reason is kept; resume closes it)
+
+Every move is a conditional UPDATE on the state that was seen, so two operators, or an
+operator and the breaker, cannot undo each other's change unseen.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
+from pydantic import ConfigDict, Field, field_validator
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import IntegrityError
 
+from outdial.errors import Conflict, InputError, NotFound
 from outdial.models import CampaignState
 from outdial.services.intake.enqueue import job_values
+from outdial.services.providers.base import Outcome
+from outdial.services.requests import CampaignName
+from outdial.services.rounds import campaign_zone, next_fire, valid_cron
 from outdial.services.timing.admit import merge_layers
 from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
 from outdial.settings import Settings
 from outdial.store import AnyRow
+from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
 
+# Where each move may start from.
+MOVES_FROM: dict[CampaignState, tuple[CampaignState, ...]] = {
+    CampaignState.PAUSED: (CampaignState.ACTIVE,),
+    CampaignState.ACTIVE: (CampaignState.PAUSED,),
+    CampaignState.CANCELLED: (CampaignState.ACTIVE, CampaignState.PAUSED),
+}
+# Any valid number will do to check the rules that do not depend on the number (min == max and the like).
+_EXAMPLE_NUMBER = "+12125550100"
 
-class CampaignError(ValueError):
-    pass
+
+class CampaignBody(TimingFields):
+    """A new campaign, as every face takes it: its name, the account it dials through, and
+    its SPEC 5 timing fields (the lowest layer of every lead's and job's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: CampaignName
+    account: str = Field(min_length=1, max_length=100)
+    retry_on: list[str] | None = Field(
+        default=None, description=f"Outcomes that use a retry; any of {', '.join(Outcome)}."
+    )
+    cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
+    calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+
+    @field_validator("retry_on")
+    @classmethod
+    def _known_outcomes(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (unknown := set(value) - set(Outcome)):
+            raise ValueError(f"unknown outcomes {sorted(unknown)}; known: {', '.join(Outcome)}")
+        return value
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is not None and not valid_cron(value):
+            raise ValueError(f"{value!r} is not a cron expression")
+        return value
+
+    def timing(self) -> TimingFields:
+        """The campaign's timing layer: the SPEC 5 fields given here, and only those."""
+        given = self.given()
+        return TimingFields.model_validate({k: v for k, v in given.items() if k in TimingFields.model_fields})
+
+
+@dataclass(frozen=True)
+class CampaignChange:
+    """What a life-cycle command did: the campaign's state after it, and whether it moved."""
+
+    campaign: str
+    state: CampaignState
+    changed: bool
+    cancelled_jobs: int = 0
+
+
+def unknown_account(name: str, accounts: Mapping[str, Any]) -> str | None:
+    """Why ``name`` is not a usable account, or None when it is."""
+    if name in accounts:
+        return None
+    return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
+
+
+def find(conn: Connection, name: str) -> AnyRow:
+    found = campaign_store.by_name(conn, name)
+    if found is None:
+        raise NotFound(f"no campaign named {name!r}")
+    return found
+
+
+def create(
+    engine: Engine, settings: Settings, accounts: Mapping[str, Any], body: CampaignBody, now: datetime
+) -> AnyRow:
+    """Make the campaign ``body`` describes, on one of ``accounts``."""
+    if problem := unknown_account(body.account, accounts):
+        raise InputError(problem, field="account")
+    timing = body.timing()
+    try:
+        compile_rules(timing, _EXAMPLE_NUMBER, default_timezone=settings.default_timezone)
+    except SpecError as exc:
+        if exc.field != "to_number":
+            raise
+    campaign_id = create_campaign(
+        engine, settings, body.name, body.account, timing, now, body.retry_on, body.cron, body.calls_per_minute
+    )
+    with engine.connect() as conn:
+        row = campaign_store.by_id(conn, campaign_id)
+    assert row is not None
+    return row
 
 
 def create_campaign(
@@ -35,35 +137,88 @@ def create_campaign(
     cron: str | None = None,
     calls_per_minute: int | None = None,
 ) -> int:
-    if retry_on is not None:
-        unknown = set(retry_on) - {"completed", "no_answer", "busy", "voicemail", "failed"}
-        if unknown:
-            raise CampaignError(f"retry_on: unknown outcomes {sorted(unknown)}")
+    """Store a new campaign; its id. Raises :class:`Conflict` when the name is taken."""
+    if retry_on is not None and (unknown := set(retry_on) - set(Outcome)):
+        raise InputError(f"unknown outcomes {sorted(unknown)}", field="retry_on")
     next_round_at = None
     if cron is not None:
-        from outdial.services.rounds import campaign_zone, next_fire, valid_cron
-
         if not valid_cron(cron):
-            raise CampaignError(f"cron: {cron!r} is not a cron expression")
+            raise InputError(f"{cron!r} is not a cron expression", field="cron")
         next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
+    taken = Conflict(f"a campaign named {name!r} exists already")
+    try:
+        with engine.begin() as conn:
+            if campaign_store.by_name(conn, name) is not None:
+                raise taken
+            return campaign_store.create(
+                conn,
+                {
+                    "name": name,
+                    "account": account,
+                    "state": CampaignState.ACTIVE,
+                    "timing": timing.given(),
+                    "retry_on": list(retry_on) if retry_on is not None else list(settings.retry_on),
+                    "cron": cron,
+                    "next_round_at": next_round_at,
+                    "calls_per_minute": calls_per_minute,
+                    "created_at": now,
+                    "updated_at": now,
+                },
+            )
+    except IntegrityError:
+        raise taken from None  # another request made the same name between the check and the insert
+
+
+def _state_of(conn: Connection, campaign_id: int) -> CampaignState:
+    return CampaignState(str(campaign_store.campaign_state(conn, campaign_id)))
+
+
+def _move(conn: Connection, campaign: AnyRow, to: CampaignState, now: datetime, reason: str | None) -> bool:
+    return campaign_store.set_state(conn, campaign.id, list(MOVES_FROM[to]), to, now, reason)
+
+
+def pause(engine: Engine, name: str, now: datetime, reason: str) -> CampaignChange:
+    """Stop dialling the campaign's jobs (calls already placed finish). Pausing a paused campaign changes nothing."""
     with engine.begin() as conn:
-        if campaign_store.by_name(conn, name) is not None:
-            raise CampaignError(f"name: a campaign named {name!r} already exists")
-        return campaign_store.create(
-            conn,
-            {
-                "name": name,
-                "account": account,
-                "state": CampaignState.ACTIVE,
-                "timing": timing.given(),
-                "retry_on": list(retry_on) if retry_on is not None else list(settings.retry_on),
-                "cron": cron,
-                "next_round_at": next_round_at,
-                "calls_per_minute": calls_per_minute,
-                "created_at": now,
-                "updated_at": now,
-            },
-        )
+        campaign = find(conn, name)
+        moved = _move(conn, campaign, CampaignState.PAUSED, now, reason)
+        state = _state_of(conn, campaign.id)
+    if not moved and state != CampaignState.PAUSED:
+        raise Conflict(f"campaign {name!r} is {state}; only an active campaign can be paused")
+    return CampaignChange(name, state, moved)
+
+
+def resume(engine: Engine, name: str, now: datetime) -> CampaignChange:
+    """Dial again. A campaign its circuit breaker paused has the breaker closed too."""
+    with engine.begin() as conn:
+        campaign = find(conn, name)
+        if campaign.state == CampaignState.CANCELLED:
+            raise Conflict(f"campaign {name!r} is cancelled; a cancelled campaign stays cancelled")
+        moved = _move(conn, campaign, CampaignState.ACTIVE, now, None)
+        if moved:
+            breaker_store.reset(conn, "campaign", str(campaign.id), now)
+        state = _state_of(conn, campaign.id)
+    return CampaignChange(name, state, moved)
+
+
+def cancel(engine: Engine, name: str, now: datetime, reason: str) -> CampaignChange:
+    """End the campaign: every job not yet handed to a worker becomes ``cancelled``.
+
+    Calls already being dialled finish (the worker re-checks the campaign before each
+    dial). Cancelling a cancelled campaign changes nothing.
+    """
+    with engine.begin() as conn:
+        campaign = find(conn, name)
+        moved = _move(conn, campaign, CampaignState.CANCELLED, now, reason)
+        cancelled = job_store.cancel_jobs(conn, campaign.id, now)
+    return CampaignChange(name, CampaignState.CANCELLED, moved, cancelled)
+
+
+def breaker_pause(conn: Connection, campaign_id: int, now: datetime, reason: str) -> bool:
+    """The breaker's pause: only an active campaign, and the reason kept for whoever resumes it."""
+    return campaign_store.set_state(
+        conn, campaign_id, list(MOVES_FROM[CampaignState.PAUSED]), CampaignState.PAUSED, now, reason
+    )
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     )
 
 
-app = Celery("outdial", include=["outdial.worker.tasks", "outdial.worker.intake_tasks"])
+app = Celery(
+    "outdial", include=["outdial.worker.tasks", "outdial.worker.intake_tasks", "outdial.worker.campaign_tasks"]
+)
 # Workers log as every outdial process does (JSON or console), with the job id on each line.
 install_celery_logging()
 # Read when first needed, not at import: importing the tasks must not start a Redis.

@@ -26,10 +26,12 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, unknown_account
+from outdial.errors import InputError
+from outdial.services.campaigns import unknown_account
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
+from outdial.services.requests import IdempotencyKey, ImportLeadsTask
 from outdial.services.timing.spec import SpecError
 from outdial.settings import Settings, get_settings
 from outdial.store.db import get_engine
@@ -42,7 +44,7 @@ log = logging.getLogger("outdial.intake_tasks")
 _key = TypeAdapter(IdempotencyKey | None)
 
 
-class TaskRefused(ValueError):
+class TaskRefused(InputError):
     """The task's arguments were invalid; the message names the field. Never retried."""
 
 

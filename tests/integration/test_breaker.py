@@ -88,7 +88,7 @@ def test_failing_campaign_pauses_itself_and_says_why(engine: Engine, settings: S
         campaign = campaign_store.by_id(conn, campaign_id)
     assert campaign is not None and campaign.state == "paused"
     assert campaign.pause_reason is not None and "4 of 4" in campaign.pause_reason
-    resume(engine, "campaign", str(campaign_id), NOW + timedelta(seconds=1))
+    resume(engine, "campaign", "c1", NOW + timedelta(seconds=1))
     with engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
     assert campaign is not None and campaign.state == "active"

@@ -74,7 +74,7 @@ def test_create_and_list(cli_env: Engine) -> None:
 @pytest.mark.parametrize(
     ("args", "names"),
     [
-        (["--account", "nope"], "--account: no account 'nope'"),
+        (["--account", "nope"], "--account: no account named 'nope'"),
         (["--account", "ck", "--retries", "11"], "--retries:"),
         (["--account", "ck", "--timezone", "Mars/Base"], "--timezone: unknown time zone"),
         (["--account", "ck", "--min-trigger-time", "9:00", "--max-trigger-time", "09:00"], "--max-trigger-time:"),
@@ -84,8 +84,8 @@ def test_create_and_list(cli_env: Engine) -> None:
         (["--account", "ck", "--priority", "101"], "--priority:"),
         (["--account", "ck", "--days", "funday"], "--days:"),
         (["--account", "ck", "--callee-hours", "09:00"], "--callee-hours:"),
-        (["--account", "ck", "--retry-on", "sometimes"], "retry_on:"),
-        (["--account", "ck", "--cron", "every day"], "cron:"),
+        (["--account", "ck", "--retry-on", "sometimes"], "--retry-on: unknown outcomes ['sometimes']"),
+        (["--account", "ck", "--cron", "every day"], "--cron: 'every day' is not a cron expression"),
     ],
 )
 def test_invalid_options_name_the_option(cli_env: Engine, args: list[str], names: str) -> None:
@@ -97,7 +97,8 @@ def test_invalid_options_name_the_option(cli_env: Engine, args: list[str], names
 
 def test_a_name_is_used_once(cli_env: Engine) -> None:
     ok("campaign", "create", "x", "--account", "ck")
-    assert "already exists" in error(2, "campaign", "create", "x", "--account", "ck")
+    # A conflict with what exists is a refusal (1), not bad input (2).
+    assert "exists already" in error(1, "campaign", "create", "x", "--account", "ck")
 
 
 def test_import_command(cli_env: Engine, tmp_path: Path) -> None:

@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, select
 
+from outdial.errors import InputError
 from outdial.models import Job, JobState
 from outdial.scheduler.loop import Scheduler
-from outdial.services.campaigns import CampaignError, LeadIn, add_leads, create_campaign
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
 from outdial.services.rounds import Rounds, next_fire
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
@@ -75,7 +76,7 @@ def test_the_scheduler_starts_rounds_on_its_tick(engine: Engine, settings: Setti
 
 
 def test_a_bad_cron_is_refused_naming_the_field(engine: Engine, settings: Settings) -> None:
-    with pytest.raises(CampaignError, match=r"^cron:"):
+    with pytest.raises(InputError, match=r"^cron:"):
         create_campaign(engine, settings, "bad", "ck", TimingFields(), NOW, cron="every tuesday")
 
 

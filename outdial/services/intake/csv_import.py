@@ -30,6 +30,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Engine
 
+from outdial.errors import InputError
 from outdial.models import CampaignState
 from outdial.services.intake.admissions import Admissions, NumberedAdmission
 from outdial.services.intake.csv_table import Table, UnreadableTable, normalise_name
@@ -46,7 +47,7 @@ from outdial.store.lead_import import AdmissionRow, BatchRow
 CHUNK_ROWS = 10_000
 
 
-class ImportFailed(ValueError):
+class ImportFailed(InputError):
     """The whole file was refused; the message is the one-line reason."""
 
 

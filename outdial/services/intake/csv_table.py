@@ -20,6 +20,8 @@ from collections.abc import Iterator
 from itertools import chain
 from typing import BinaryIO
 
+from outdial.errors import InputError
+
 DELIMITERS = (",", ";", "\t", "|")
 CHUNK_BYTES = 1 << 20
 # A "line" longer than this means the file is not a table (or has no line breaks at all).
@@ -28,7 +30,7 @@ _SNIFF_LINES = 50
 _UTF16_32_BOMS = (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 
 
-class UnreadableTable(ValueError):
+class UnreadableTable(InputError):
     """The file as a whole cannot be read as a table; the message is one line for a person."""
 
 

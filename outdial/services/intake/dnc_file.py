@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from outdial.errors import InputError
 from outdial.services.intake.csv_table import Table, normalise_name
 from outdial.services.intake.lead_columns import PHONE_COLUMNS
 from outdial.services.intake.phones import PhoneError, normalise
 
 
-class PhoneColumnMissing(ValueError):
+class PhoneColumnMissing(InputError):
     pass
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from outdial.errors import InputError
 from outdial.services.intake.csv_table import normalise_name
 from outdial.services.timing.spec import TimingFields
 
@@ -25,11 +26,11 @@ _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 encode_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
-class HeaderError(ValueError):
+class HeaderError(InputError):
     """The header cannot be used (no phone column, a name twice); one line for a person."""
 
 
-class RowError(ValueError):
+class RowError(InputError):
     """One record cannot become a lead; the message is the report's reason."""
 
 

@@ -22,6 +22,8 @@ from phonenumbers import timezone as phone_timezone
 from phonenumbers.phonemetadata import PhoneMetadata
 from phonenumbers.phonenumberutil import COUNTRY_CODE_TO_REGION_CODE
 
+from outdial.errors import InputError
+
 # What people put between digits; removed before the quick check for "+digits".
 _SEPARATORS = str.maketrans("", "", " -().\u00a0\t")
 
@@ -33,7 +35,7 @@ _country_zones: Callable[[PhoneNumber], tuple[str, ...]] | None = getattr(
 )
 
 
-class PhoneError(ValueError):
+class PhoneError(InputError):
     """A value that is not a callable phone number; the message says why."""
 
 

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from outdial.errors import ConfigError
+
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-class AccountError(ValueError):
-    pass
+class AccountError(ConfigError):
+    """The accounts file, an account in it, or one of its credentials is unusable."""
 
 
 class MissingCredential(AccountError):

@@ -18,6 +18,7 @@ import phonenumbers
 from phonenumbers import timezone as phone_timezone
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from outdial.errors import InputError
 from outdial.services.timing.rules import MINUTES_PER_DAY, DailyWindow, Rules, wall_to_instant
 from outdial.settings import Settings
 
@@ -40,12 +41,13 @@ _DAY_NAMES = {
 }
 
 
-class SpecError(ValueError):
+class SpecError(InputError):
     """An invalid timing spec; ``field`` names the offending input."""
 
+    field: str
+
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
+        super().__init__(message, field=field)
         self.message = message
 
 

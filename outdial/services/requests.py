@@ -1,15 +1,13 @@
-"""Request models the HTTP API and the Celery tasks share, so both refuse the same input alike.
+"""Request models every face shares (HTTP API, CLI, Celery tasks), so all refuse the same input alike.
 
 Only pydantic here: Celery workers import this module without FastAPI.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
-
-from outdial.services.timing.spec import TimingFields
 
 # No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or key.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -19,27 +17,6 @@ NAME_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
 # What an ``Idempotency-Key`` header or task argument may be: the column holds 200 characters.
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
-
-OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
-
-
-class CampaignBody(TimingFields):
-    """A new campaign: its name, the account it dials through, and its SPEC 5 timing fields."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: CampaignName
-    account: str = Field(min_length=1, max_length=100)
-    retry_on: list[str] | None = Field(
-        default=None, description=f"Outcomes that use a retry; any of {', '.join(OUTCOMES)}."
-    )
-    cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
-    calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-
-    def timing(self) -> TimingFields:
-        """The campaign's timing layer: the SPEC 5 fields given here, and only those."""
-        given = self.given()
-        return TimingFields.model_validate({k: v for k, v in given.items() if k in TimingFields.model_fields})
 
 
 class ImportOptions(BaseModel):
@@ -59,10 +36,3 @@ class ImportLeadsTask(ImportOptions):
     campaign: CampaignName
     path: str = Field(min_length=1, max_length=4096, description="A CSV file the workers can read.")
     report_path: str | None = Field(default=None, min_length=1, max_length=4096)
-
-
-def unknown_account(name: str, accounts: dict[str, Any]) -> str | None:
-    """Why ``name`` is not a usable account, or None when it is."""
-    if name in accounts:
-        return None
-    return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
