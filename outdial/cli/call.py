@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import typer
 
+from outdial.errors import ConfigError
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import AccountError, load_accounts
 from outdial.services.providers.base import CallRequest
@@ -54,9 +55,8 @@ def call(
                 callback_url=f"{settings.public_url.rstrip('/')}/webhooks/{account}",
             ),
         )
-    except (AccountError, KeyError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    except KeyError as exc:
+        raise ConfigError(str(exc)) from None
     with httpx.Client() as client:
         sent = send(
             client, adapter, request, Timeouts(settings.provider_connect_timeout_s, settings.provider_read_timeout_s)

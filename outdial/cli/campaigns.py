@@ -49,11 +49,6 @@ def open_engine() -> Engine:
     return engine
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
 def split_list(values: list[str]) -> list[str]:
     """Repeatable options that also take comma lists: ``--gap 10 --gap 30`` or ``--gap 10,30``."""
     return [part.strip() for value in values for part in value.split(",") if part.strip()]

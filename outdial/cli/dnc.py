@@ -9,9 +9,9 @@ from pathlib import Path
 
 import typer
 
-from outdial.cli.campaigns import fail, open_engine
-from outdial.services.intake.csv_table import UnreadableTable
-from outdial.services.intake.dnc_file import Entry, PhoneColumnMissing, read_numbers
+from outdial.cli.campaigns import open_engine
+from outdial.errors import InputError
+from outdial.services.intake.dnc_file import Entry, read_numbers
 from outdial.services.intake.phones import PhoneError, known_region, normalise
 from outdial.store import dnc as dnc_store
 
@@ -25,7 +25,7 @@ def _region(default_region: str | None) -> str | None:
     try:
         return known_region(default_region) if default_region else None
     except PhoneError as exc:
-        raise fail(f"--default-region: {exc}") from None
+        raise InputError(exc.reason, field="--default-region") from None
 
 
 def _batches(entries: Iterable[Entry], size: int = BATCH) -> Iterator[list[Entry]]:
@@ -87,9 +87,7 @@ def add(
                 valid += len(phones)
                 added += dnc_store.add(conn, phones, source or file.name, now)
     except OSError as exc:
-        raise fail(f"cannot read {file}: {exc.strerror or exc}", 1) from None
-    except (UnreadableTable, PhoneColumnMissing) as exc:
-        raise fail(str(exc), 1) from None
+        raise InputError(f"cannot read {file}: {exc.strerror or exc}") from None
     _report("added", added, valid, invalid, invalid_count, json_out)
 
 
@@ -114,9 +112,7 @@ def remove(
                 except PhoneError as exc:
                     entries.append(Entry(0, item, None, str(exc)))
     except OSError as exc:
-        raise fail(f"cannot read {exc.filename}: {exc.strerror or exc}", 1) from None
-    except (UnreadableTable, PhoneColumnMissing) as exc:
-        raise fail(str(exc), 1) from None
+        raise InputError(f"cannot read {exc.filename}: {exc.strerror or exc}") from None
     phones = [e.phone for e in entries if e.phone is not None]
     bad = [e for e in entries if e.phone is None]
     removed = 0

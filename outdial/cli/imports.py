@@ -7,8 +7,8 @@ from pathlib import Path
 
 import typer
 
-from outdial.cli.campaigns import fail, open_engine
-from outdial.services.intake.csv_import import ImportFailed, import_csv
+from outdial.cli.campaigns import open_engine
+from outdial.services.intake.csv_import import import_csv
 from outdial.settings import get_settings
 
 
@@ -29,12 +29,9 @@ def import_command(
     duplicate (already in the campaign or earlier in the file) or suppressed
     (on the do-not-call list). A file that cannot be read at all imports nothing.
     """
-    try:
-        summary = import_csv(
-            open_engine(), get_settings(), campaign, file, default_region=default_region, phone_column=phone_column
-        )
-    except ImportFailed as exc:
-        raise fail(str(exc), 1) from None
+    summary = import_csv(
+        open_engine(), get_settings(), campaign, file, default_region=default_region, phone_column=phone_column
+    )
     if json_out:
         typer.echo(json.dumps(summary.as_dict()))
         return

@@ -47,17 +47,13 @@ def plan(
     fail_after: float = typer.Option(0.0, "--fail-after", help="Seconds after its start each attempt fails."),
 ) -> None:
     """Read one job spec (JSON) on stdin and print when each attempt would be placed."""
+    if fail_after < 0:
+        raise SpecError("--fail-after", "must not be negative")
     try:
-        if fail_after < 0:
-            raise SpecError("--fail-after", "must not be negative")
-        try:
-            current = parse_instant(now) if now else datetime.now(UTC)
-        except ValueError as exc:
-            raise SpecError("--now", str(exc)) from None
-        if current.tzinfo is None:
-            current = current.replace(tzinfo=UTC)
-        result = plan_json(sys.stdin.read(), current, fail_after)
-    except SpecError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        current = parse_instant(now) if now else datetime.now(UTC)
+    except ValueError as exc:
+        raise SpecError("--now", str(exc)) from None
+    if current.tzinfo is None:
+        current = current.replace(tzinfo=UTC)
+    result = plan_json(sys.stdin.read(), current, fail_after)
     typer.echo(json.dumps(result))

@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from outdial.models import ACTIVE_STATES, JobState
 from outdial.services import export as job_export
+from outdial.services.campaigns import find
 from outdial.services.progress import snapshot
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
@@ -39,11 +40,7 @@ STATE_STYLE = {
 
 def _find(engine: Engine, name: str) -> AnyRow:
     with engine.connect() as conn:
-        campaign = campaign_store.by_name(conn, name)
-    if campaign is None:
-        typer.echo(f"error: no campaign named {name!r}", err=True)
-        raise typer.Exit(2)
-    return campaign
+        return find(conn, name)
 
 
 def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:

@@ -136,7 +136,7 @@ def test_import_refusals_are_one_line(
     path = tmp_path / "leads.csv"
     if content is not None:
         path.write_bytes(content)
-    assert message in error(1, "import", str(path), "--campaign", "c", *args)
+    assert message in error(2, "import", str(path), "--campaign", "c", *args)
     with cli_env.connect() as conn:
         campaign = campaign_store.by_name(conn, "c")
         assert campaign is not None and campaign_store.leads_of(conn, campaign.id) == []

@@ -72,11 +72,11 @@ def test_remove_numbers_and_files(cli_env: Engine, tmp_path: Path) -> None:
 
 def test_unreadable_list_is_one_line(cli_env: Engine, tmp_path: Path) -> None:
     result = runner.invoke(app, ["dnc", "add", str(tmp_path / "missing.txt")])
-    assert result.exit_code == 1 and result.stderr.strip().count("\n") == 0
+    assert result.exit_code == 2 and result.stderr.strip().count("\n") == 0
     path = tmp_path / "latin.txt"
     path.write_bytes(b"phone,name\n+12125551234,Jos\xe9\n")
     result = runner.invoke(app, ["dnc", "add", str(path)])
-    assert result.exit_code == 1 and "not UTF-8" in result.stderr
+    assert result.exit_code == 2 and "not UTF-8" in result.stderr
     assert listed() == []  # nothing half-added
 
 

@@ -15,6 +15,7 @@ from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, select
 
+from outdial.errors import NotFound
 from outdial.models import Job
 from outdial.services.campaigns import create_campaign
 from outdial.services.intake.csv_import import ImportFailed, ImportSummary, import_csv
@@ -218,7 +219,7 @@ def test_files_refused_as_a_whole(engine: Engine, settings: Settings, tmp_path: 
 def test_unknown_campaign_missing_file_bad_region(engine: Engine, settings: Settings, tmp_path: Path) -> None:
     campaign(engine, settings)
     path = write(tmp_path, "phone\n+12125551234\n")
-    with pytest.raises(ImportFailed, match="no campaign named 'nope'"):
+    with pytest.raises(NotFound, match="no campaign named 'nope'"):
         run(engine, settings, path, name="nope")
     with pytest.raises(ImportFailed, match="cannot read"):
         run(engine, settings, tmp_path / "missing.csv")

@@ -82,9 +82,11 @@ def test_status_live_view_stops_when_every_job_is_final(campaign: int, engine: E
         assert shown in result.stdout, shown
 
 
-def test_status_of_an_unknown_campaign_exits_2(campaign: int) -> None:
-    result = CliRunner().invoke(cli, ["status", "nope", "--json"])
-    assert result.exit_code == 2 and "no campaign named 'nope'" in result.stderr
+def test_an_unknown_campaign_exits_1_as_in_every_command(campaign: int, tmp_path: Path) -> None:
+    # One convention (README): 0 done, 1 refused as things stand (a missing campaign), 2 bad input.
+    for args in (["status", "nope", "--json"], ["export", "nope", "--out", str(tmp_path / "x.csv")]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1 and "no campaign named 'nope'" in result.stderr, args
 
 
 def test_export_one_row_per_job_with_formulas_neutralised(campaign: int, tmp_path: Path) -> None:

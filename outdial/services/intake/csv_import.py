@@ -30,7 +30,7 @@ from typing import BinaryIO
 
 from sqlalchemy import Engine
 
-from outdial.errors import InputError
+from outdial.errors import InputError, NotFound
 from outdial.models import CampaignState
 from outdial.services.intake.admissions import Admissions, NumberedAdmission
 from outdial.services.intake.csv_table import Table, UnreadableTable, normalise_name
@@ -100,7 +100,7 @@ def import_csv(
     with engine.connect() as conn:
         campaign = campaign_store.by_name(conn, campaign_name)
     if campaign is None:
-        raise ImportFailed(f"no campaign named {campaign_name!r} (outdial campaign create NAME --account ...)")
+        raise NotFound(f"no campaign named {campaign_name!r} (outdial campaign create NAME --account ...)")
     if campaign.state == CampaignState.CANCELLED:
         raise ImportFailed(f"campaign {campaign_name!r} is cancelled")
 
