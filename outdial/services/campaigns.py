@@ -24,7 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from outdial.errors import Conflict, InputError, NotFound
 from outdial.models import CampaignState
-from outdial.services.intake.enqueue import job_values
+from outdial.services.intake.enqueue import lead_job_values
 from outdial.services.providers.base import Outcome
 from outdial.services.requests import CampaignName
 from outdial.services.rounds import campaign_zone, next_fire, valid_cron
@@ -281,18 +281,8 @@ def add_leads(
         for lead_id, lead in zip(ids, fresh, strict=True):
             job_store.insert_job(
                 conn,
-                job_values(
-                    account=campaign.account,
-                    to_number=lead.phone,
-                    fields=merge_layers(campaign.timing, lead.timing),
-                    variables=lead.variables,
-                    options={},
-                    retry_on=campaign.retry_on,
-                    now=now,
-                    settings=settings,
-                    campaign_id=campaign.id,
-                    lead_id=lead_id,
-                    round=campaign.round,
+                lead_job_values(
+                    campaign, lead_id, lead.phone, lead.timing, lead.variables, campaign.round, now, settings
                 ),
             )
         result.accepted = len(fresh)

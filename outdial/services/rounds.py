@@ -15,8 +15,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlalchemy import Engine
 
-from outdial.services.intake.enqueue import job_values
-from outdial.services.timing.admit import merge_layers
+from outdial.services.intake.enqueue import lead_job_values
 from outdial.services.timing.spec import CALLEE, SpecError
 from outdial.settings import Settings
 from outdial.store import AnyRow
@@ -65,20 +64,9 @@ class Rounds:
             after_id = 0
             while leads := campaign_store.leads_without_active_job(conn, campaign.id, after_id, BATCH):
                 for lead in leads:
-                    fields = merge_layers(campaign.timing, lead.timing)
                     try:
-                        values = job_values(
-                            account=campaign.account,
-                            to_number=lead.phone,
-                            fields=fields,
-                            variables=lead.variables,
-                            options={},
-                            retry_on=campaign.retry_on,
-                            now=now,
-                            settings=self.settings,
-                            campaign_id=campaign.id,
-                            lead_id=lead.id,
-                            round=new_round,
+                        values = lead_job_values(
+                            campaign, lead.id, lead.phone, lead.timing, lead.variables, new_round, now, self.settings
                         )
                     except SpecError as exc:  # validated at import; only a changed setting gets here
                         log.warning("lead not started: %s", exc, extra={"campaign_id": campaign.id})

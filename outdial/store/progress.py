@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, Select, func, or_, select
 
 from outdial.models import Attempt, Job, JobState
 from outdial.store import AnyRow, table
@@ -83,36 +83,24 @@ _EXPORT_COLUMNS = (
 )
 
 
-def job_pages(conn: Connection, campaign_id: int, page_size: int) -> Iterator[Sequence[AnyRow]]:
-    """The campaign's jobs in id order, a page at a time (keyset paging: memory stays one page)."""
+def _pages(conn: Connection, query: Select[Any], page_size: int) -> Iterator[Sequence[AnyRow]]:
+    """``query``'s rows in job id order, a page at a time (keyset paging: memory stays one page)."""
     after = 0
-    while True:
-        page = conn.execute(
-            select(*_EXPORT_COLUMNS)
-            .where(jobs.c.campaign_id == campaign_id, jobs.c.id > after)
-            .order_by(jobs.c.id)
-            .limit(page_size)
-        ).all()
-        if not page:
-            return
+    while page := conn.execute(query.where(jobs.c.id > after).order_by(jobs.c.id).limit(page_size)).all():
         yield page
         after = int(page[-1].id)
 
 
+def job_pages(conn: Connection, campaign_id: int, page_size: int) -> Iterator[Sequence[AnyRow]]:
+    """The campaign's jobs, as exported, a page at a time."""
+    return _pages(conn, select(*_EXPORT_COLUMNS).where(jobs.c.campaign_id == campaign_id), page_size)
+
+
 def variable_pages(conn: Connection, campaign_id: int, page_size: int) -> Iterator[list[dict[str, Any]]]:
     """The variables of the campaign's jobs, a page at a time."""
-    after = 0
-    while True:
-        page = conn.execute(
-            select(jobs.c.id, jobs.c.variables)
-            .where(jobs.c.campaign_id == campaign_id, jobs.c.id > after)
-            .order_by(jobs.c.id)
-            .limit(page_size)
-        ).all()
-        if not page:
-            return
+    query = select(jobs.c.id, jobs.c.variables).where(jobs.c.campaign_id == campaign_id)
+    for page in _pages(conn, query, page_size):
         yield [dict(row.variables or {}) for row in page]
-        after = int(page[-1].id)
 
 
 def call_ids_of(conn: Connection, job_ids: Sequence[int]) -> dict[int, list[str]]:

@@ -86,6 +86,32 @@ def job_values(
     }
 
 
+def lead_job_values(
+    campaign: AnyRow,
+    lead_id: int,
+    phone: str,
+    lead_timing: dict[str, Any],
+    variables: dict[str, Any],
+    round: int,
+    now: datetime,
+    settings: Settings,
+) -> dict[str, Any]:
+    """The job of one campaign lead in one round: the lead's timing layered over the campaign's."""
+    return job_values(
+        account=campaign.account,
+        to_number=phone,
+        fields=merge_layers(campaign.timing, lead_timing),
+        variables=variables,
+        options={},
+        retry_on=campaign.retry_on,
+        now=now,
+        settings=settings,
+        campaign_id=campaign.id,
+        lead_id=lead_id,
+        round=round,
+    )
+
+
 def enqueue_call(
     engine: Engine,
     body: CallBody,
