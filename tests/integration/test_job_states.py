@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, event
 
 from outdial.models import TRANSITIONS, Edge, JobState
 from outdial.store import AnyRow
@@ -123,3 +123,24 @@ def test_settle_goes_where_the_policy_says_and_refuses_the_rest(engine: Engine) 
         moved = job_store.get_job(conn, job.id)
     assert moved is not None and moved.state == JobState.EXHAUSTED and moved.reason == "busy"
     assert (event.from_state, event.to_state, event.reason) == ("accepted", "exhausted", "outcome busy")
+
+
+def test_begin_dial_is_one_statement_on_postgresql(engine: Engine) -> None:
+    """The dispatch hot path: ``queued -> dialing``, its event and the attempt row in one round trip
+    on PostgreSQL (data-modifying CTEs); SQLite, in-process, runs them in turn."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with engine.begin() as conn:
+        job = job_in(conn, JobState.QUEUED)
+        event.listen(conn, "before_cursor_execute", count)
+        start = job_store.begin_dial(conn, job, "callkaro", LATER)
+        event.remove(conn, "before_cursor_execute", count)
+        assert start is not None and start.number == 1
+        assert [(e.from_state, e.to_state, e.attempt) for e in job_store.job_events_of(conn, job.id)] == [
+            ("queued", "dialing", 1)
+        ]
+        assert [(a.number, a.seq, a.provider) for a in job_store.attempts_of(conn, job.id)] == [(1, 1, "callkaro")]
+    assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
