@@ -1,4 +1,5 @@
-"""The shared data model: campaigns, leads, jobs, attempts, provider events, do-not-call, API keys.
+"""The shared data model: campaigns, leads, jobs and their state machine, attempts, provider events,
+do-not-call, API keys.
 
 Times are stored as UTC. A job's ``next_due_at`` is the only clock that
 decides when it is placed; the broker never holds a future call.
@@ -70,6 +71,62 @@ class JobState(StrEnum):
 
 ACTIVE_STATES = frozenset({JobState.SCHEDULED, JobState.QUEUED, JobState.DIALING, JobState.ACCEPTED})
 TERMINAL_STATES = frozenset(set(JobState) - ACTIVE_STATES)
+
+
+class Edge(StrEnum):
+    """The named ways a job changes state: each is one function of ``outdial.store.jobs``."""
+
+    CLAIM = "claim"  # the scheduler hands a due job to a worker
+    RESEND = "resend"  # the queued lease ran out (a lost task): the same job is sent again
+    CARRY_OVER = "carry_over"  # claimed after its window closed: due in the next window
+    POSTPONE = "postpone"  # not dialled now (paced, campaign paused, window closed): the same attempt later
+    BEGIN_DIAL = "begin_dial"  # committed before the request leaves
+    ACCEPT = "accept"  # the provider took the call and gave its id
+    SCHEDULE_RETRY = "schedule_retry"  # a resend after transport trouble, or the next attempt
+    MARK_UNKNOWN = "mark_unknown"  # the call may or may not have been placed: never redialled blindly
+    RECORD_CALL = "record_call"  # an unknown job learns its call id late: its outcome can settle it
+    COMPLETE = "complete"
+    EXHAUST = "exhaust"
+    EXPIRE = "expire"
+    REJECT = "reject"
+    CANCEL = "cancel"
+    SUPPRESS = "suppress"
+
+
+S = JobState
+# Every allowed transition, and the one function that performs it. Anything else raises
+# (``outdial.store.jobs.IllegalTransition``). The end of a call (its outcome, or transport
+# trouble out of patience) goes wherever the retry policy says.
+_AFTER_A_CALL = {
+    S.COMPLETED: Edge.COMPLETE,
+    S.SCHEDULED: Edge.SCHEDULE_RETRY,
+    S.EXHAUSTED: Edge.EXHAUST,
+    S.EXPIRED: Edge.EXPIRE,
+    S.REJECTED: Edge.REJECT,
+}
+TRANSITIONS: dict[tuple[JobState, JobState], Edge] = {
+    (S.SCHEDULED, S.QUEUED): Edge.CLAIM,
+    (S.SCHEDULED, S.SCHEDULED): Edge.CARRY_OVER,
+    (S.SCHEDULED, S.EXPIRED): Edge.EXPIRE,
+    (S.SCHEDULED, S.REJECTED): Edge.REJECT,
+    (S.SCHEDULED, S.CANCELLED): Edge.CANCEL,
+    (S.QUEUED, S.QUEUED): Edge.RESEND,
+    (S.QUEUED, S.DIALING): Edge.BEGIN_DIAL,
+    (S.QUEUED, S.SCHEDULED): Edge.POSTPONE,
+    (S.QUEUED, S.EXPIRED): Edge.EXPIRE,
+    (S.QUEUED, S.REJECTED): Edge.REJECT,
+    (S.QUEUED, S.CANCELLED): Edge.CANCEL,
+    (S.QUEUED, S.SUPPRESSED): Edge.SUPPRESS,
+    (S.DIALING, S.ACCEPTED): Edge.ACCEPT,
+    (S.DIALING, S.UNKNOWN): Edge.MARK_UNKNOWN,
+    **{(S.DIALING, to): edge for to, edge in _AFTER_A_CALL.items()},
+    (S.ACCEPTED, S.UNKNOWN): Edge.MARK_UNKNOWN,
+    **{(S.ACCEPTED, to): edge for to, edge in _AFTER_A_CALL.items()},
+    (S.UNKNOWN, S.UNKNOWN): Edge.RECORD_CALL,
+    # An unknown call is settled only by what the provider reports about it (webhook or poll).
+    **{(S.UNKNOWN, to): edge for to, edge in _AFTER_A_CALL.items()},
+}
+del S
 
 
 class CampaignState(StrEnum):
@@ -180,6 +237,21 @@ class Job(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class JobEvent(Base):
+    """One transition of a job, written in the transaction that made it: the job's history."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (Index("ix_job_events_job", "job_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    from_state: Mapped[str] = mapped_column(String(20))
+    to_state: Mapped[str] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    attempt: Mapped[int] = mapped_column(Integer)  # the job's attempts_used after the transition
+    at: Mapped[datetime]
 
 
 class Attempt(Base):

@@ -12,9 +12,9 @@ from outdial.api.deps import Context, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
 from outdial.services.campaigns import unknown_account
 from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.progress import job_detail
 from outdial.services.requests import PRINTABLE
 from outdial.services.timing.spec import SpecError
-from outdial.store import AnyRow
 from outdial.store import jobs as job_store
 
 router = APIRouter(tags=["calls"])
@@ -62,40 +62,6 @@ async def create_call(
     return {"job_id": result.job_id, "state": result.state, "created": result.created}
 
 
-def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
-    return {
-        "id": job.id,
-        "state": job.state,
-        "to_number": job.to_number,
-        "account": job.account,
-        "campaign_id": job.campaign_id,
-        "lead_id": job.lead_id,
-        "round": job.round,
-        "priority": job.priority,
-        "idempotency_key": job.idempotency_key,
-        "created_at": job.created_at,
-        "state_changed_at": job.state_changed_at,
-        "next_due_at": job.next_due_at,
-        "attempts_used": job.attempts_used,
-        "provider_call_id": job.provider_call_id,
-        "last_outcome": job.last_outcome,
-        "reason": job.reason,
-        "attempts": [
-            {
-                "number": a.number,
-                "requested_at": a.requested_at,
-                "http_status": a.http_status,
-                "provider_call_id": a.provider_call_id,
-                "result": a.result,
-                "outcome": a.outcome,
-                "raw_status": a.raw_status,
-                "error": a.error,
-            }
-            for a in attempts
-        ],
-    }
-
-
 @router.get("/jobs")
 def find_jobs(
     idempotency_key: Annotated[
@@ -106,17 +72,15 @@ def find_jobs(
     """The job enqueued with an idempotency key (a list of one, or empty): how a Celery caller finds its job."""
     with ctx.engine.connect() as conn:
         job_id = job_store.job_by_idempotency_key(conn, idempotency_key)
-        job = job_store.get_job(conn, job_id) if job_id is not None else None
-        if job is None:
-            return []
-        return [job_json(job, list(job_store.attempts_of(conn, job.id)))]
+        job = job_detail(conn, job_id) if job_id is not None else None
+        return [] if job is None else [job]
 
 
 @router.get("/jobs/{job_id}", responses={404: {"description": "No such job."}})
 def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], ctx: Context = Depends(context)) -> dict[str, Any]:
-    """A job's state, its attempts and what became of each."""
+    """A job's state, its attempts and what became of each, and its history of transitions."""
     with ctx.engine.connect() as conn:
-        job = job_store.get_job(conn, job_id)
+        job = job_detail(conn, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
-        return job_json(job, list(job_store.attempts_of(conn, job_id)))
+        return job

@@ -18,10 +18,11 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import Engine
 
+from outdial.errors import InputError, NotFound
 from outdial.models import ACTIVE_STATES, JobState
 from outdial.services import export as job_export
 from outdial.services.campaigns import find
-from outdial.services.progress import snapshot
+from outdial.services.progress import job_detail, snapshot
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store.db import get_engine
@@ -90,15 +91,63 @@ def render(snap: dict[str, Any]) -> RenderableType:
     return Panel(Group(*parts), title="outdial status", subtitle=snap["as_of"], expand=False)
 
 
+def render_job(job: dict[str, Any]) -> RenderableType:
+    """One job: its state, its attempts and its history of transitions."""
+    head = Text.assemble(
+        (f"job {job['id']}", "bold"),
+        "  ",
+        (job["state"], STATE_STYLE.get(job["state"], "cyan")),
+        f"  {job['to_number']}  account {job['account']}  attempts used {job['attempts_used']}",
+        (f"  ({job['reason']})" if job["reason"] else "", "yellow"),
+    )
+    attempts = Table(title="attempts", title_justify="left", box=None, padding=(0, 2))
+    for column in ("#", "requested at", "result", "http", "call id", "outcome", "error"):
+        attempts.add_column(column)
+    for a in job["attempts"]:
+        cells = (a["number"], a["requested_at"], a["result"], a["http_status"], a["provider_call_id"], a["outcome"])
+        attempts.add_row(*(str(c) if c is not None else "" for c in (*cells, a["error"])))
+    events = Table(title="history", title_justify="left", box=None, padding=(0, 2))
+    for column in ("at", "from", "to", "attempt", "reason"):
+        events.add_column(column)
+    for e in job["events"]:
+        events.add_row(
+            e["at"],
+            e["from"],
+            Text(e["to"], style=STATE_STYLE.get(e["to"], "cyan")),
+            str(e["attempt"]),
+            e["reason"] or "",
+        )
+    return Panel(Group(head, attempts, events), title="outdial status --job", expand=False)
+
+
+def show_job(job_id: int, json_out: bool) -> None:
+    with get_engine().connect() as conn:
+        job = job_detail(conn, job_id)
+    if job is None:
+        raise NotFound(f"no job {job_id}")
+    if json_out:
+        typer.echo(json.dumps(job))
+    else:
+        Console().print(render_job(job))
+
+
 def status(
-    campaign: str = typer.Argument(..., help="The campaign's name."),
+    campaign: str | None = typer.Argument(None, help="The campaign's name (not with --job)."),
+    job: int | None = typer.Option(None, "--job", min=1, help="Show one job: its attempts and its history."),
     json_out: bool = typer.Option(False, "--json", help="Print one snapshot as JSON and exit."),
     interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
 ) -> None:
     """A campaign's live progress: jobs per state, dial rate, next due time, recent errors.
 
-    Refreshes until every job is in a final state, or Ctrl-C.
+    Refreshes until every job is in a final state, or Ctrl-C. With --job ID: that job's
+    state, attempts and every transition it made.
     """
+    if (campaign is None) == (job is None):
+        raise InputError("give a campaign name or --job ID (one of the two)")
+    if job is not None:
+        show_job(job, json_out)
+        return
+    assert campaign is not None
     engine = get_engine()
     found = _find(engine, campaign)
     snap = take_snapshot(engine, found.id)

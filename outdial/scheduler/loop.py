@@ -86,15 +86,15 @@ class Scheduler:
                 # Rule 7: claimed late, after its window closed: carry over or expire.
                 step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
                 if isinstance(step, Closed):
-                    job_store.set_state(conn, job.id, JobState.SCHEDULED, step.outcome, now, reason=step.reason)
+                    job_store.settle(conn, job.id, JobState.SCHEDULED, JobState(step.outcome), now, step.reason)
                     report.closed += 1
                 elif step.at > now:
-                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, step.at, step.window[1], now)
+                    job_store.carry_over(conn, job.id, step.at, step.window[1], now)
                     report.carried_over += 1
                 else:
-                    job_store.reschedule(conn, job.id, JobState.SCHEDULED, job.next_due_at, step.window[1], now)
+                    job_store.note_window(conn, job.id, step.window[1])
                     ready.append(job.id)
-            moved = set(job_store.mark_queued(conn, ready, now))
+            moved = set(job_store.claim(conn, ready, now))
         # Sent only after the commit: a worker must find the job queued. A crash in
         # between leaves it queued, and the queued lease below sends it again.
         for job_id in ready:
@@ -145,31 +145,17 @@ class Scheduler:
             stale_queued = job_store.stale_jobs(
                 conn, JobState.QUEUED, now - timedelta(seconds=s.queued_lease_s), s.scheduler_batch
             )
-            resend = [j.id for j in stale_queued if job_store.renew_queued(conn, j.id, j.state_changed_at, now)]
+            resend = [j.id for j in stale_queued if job_store.resend(conn, j.id, j.state_changed_at, now)]
             # In ``dialing`` the request may have left: never redial blindly.
             for job in job_store.stale_jobs(
                 conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
             ):
-                if job_store.set_state(
-                    conn,
-                    job.id,
-                    JobState.DIALING,
-                    JobState.UNKNOWN,
-                    now,
-                    reason="worker lost during the request",
-                ):
+                if job_store.mark_unknown(conn, job.id, JobState.DIALING, now, "worker lost during the request"):
                     report.lost += 1
             for job in job_store.stale_jobs(
                 conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
             ):
-                if job_store.set_state(
-                    conn,
-                    job.id,
-                    JobState.ACCEPTED,
-                    JobState.UNKNOWN,
-                    now,
-                    reason="no outcome reported in time",
-                ):
+                if job_store.mark_unknown(conn, job.id, JobState.ACCEPTED, now, "no outcome reported in time"):
                     report.lost += 1
         for job_id in resend:
             self.send_job(job_id)

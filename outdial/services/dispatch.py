@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -28,9 +29,43 @@ from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
+from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 
 log = logging.getLogger("outdial.dispatch")
+
+
+class Step(StrEnum):
+    """What one dispatch did with its job."""
+
+    MISSING = "missing"  # no such job
+    SKIPPED = "skipped"  # no longer queued (detail: its state), or another worker took it (detail: raced)
+    SUPPRESSED = "suppressed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+    CARRIED_OVER = "carried_over"
+    EXPIRED = "expired"
+    PACED = "paced"  # a limit said not now (detail: which); back to scheduled, budget untouched
+    # A request left; the provider's verdict (providers.base.Verdict):
+    ACCEPTED = "accepted"
+    RETRY_SAFE = "retry_safe"
+    UNKNOWN = "unknown"
+    REJECTED = "rejected"  # also: refused before any request (configuration, no callable window)
+
+
+@dataclass(frozen=True)
+class Dispatched:
+    """A dispatch's result. ``str()`` gives the word the Celery task returns (Flower shows it),
+    e.g. ``accepted`` or ``paced:rate``."""
+
+    step: Step
+    detail: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.step.value}:{self.detail}" if self.detail else self.step.value
+
+
+RACED = Dispatched(Step.SKIPPED, "raced")
 
 
 @dataclass
@@ -45,22 +80,22 @@ class Dispatcher:
     def timeouts(self) -> Timeouts:
         return Timeouts(self.settings.provider_connect_timeout_s, self.settings.provider_read_timeout_s)
 
-    def dispatch(self, job_id: int, now: datetime | None = None) -> str:
-        """Place job ``job_id`` if it is still queued and callable; what happened, as a word."""
+    def dispatch(self, job_id: int, now: datetime | None = None) -> Dispatched:
+        """Place job ``job_id`` if it is still queued and callable; what happened."""
         now = now or datetime.now(UTC)
         started = time.monotonic()
         with self.engine.begin() as conn:
             job = job_store.job_to_dispatch(conn, job_id)
             if job is None:
-                return "missing"
+                return Dispatched(Step.MISSING)
             logs.bind(job_id=job_id, campaign_id=job.campaign_id, account=job.account)
             if job.state != JobState.QUEUED:
-                return f"skipped:{job.state}"
+                return Dispatched(Step.SKIPPED, job.state)
             held = self._hold(conn, job, now)
-            if isinstance(held, str):
+            if isinstance(held, Dispatched):
                 return held
             prepared = self._prepare(conn, job, now)
-            if isinstance(prepared, str):
+            if isinstance(prepared, Dispatched):
                 return prepared
             account, request = prepared
             # No limit applies to this call: ``queued -> dialing`` commits with the checks, in
@@ -76,10 +111,8 @@ class Dispatcher:
             if not gate.open:
                 metrics.observe_pacing_wait(account.name)
                 with self.engine.begin() as conn:
-                    job_store.set_state(
-                        conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now, next_due_at=gate.retry_at
-                    )
-                return f"paced:{gate.reason}"
+                    job_store.postpone(conn, job.id, now, f"paced: {gate.reason}", next_due_at=gate.retry_at)
+                return Dispatched(Step.PACED, gate.reason)
         if not unpaced:
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
             now += timedelta(seconds=time.monotonic() - started)
@@ -88,7 +121,7 @@ class Dispatcher:
         if start is None:
             if self.pacer is not None:
                 self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
-            return "skipped:raced"
+            return RACED
         extra = {
             "job_id": job_id,
             "campaign_id": job.campaign_id,
@@ -112,7 +145,7 @@ class Dispatcher:
         if self.pacer is not None:
             self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
-        return str(sent.result.verdict)
+        return Dispatched(Step(sent.result.verdict.value))
 
     def _paced(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> bool:
         """Whether any cluster-wide limit applies to this call (then the pacer must admit it)."""
@@ -124,36 +157,37 @@ class Dispatcher:
             or self.pacer.rates(account, campaign_id, calls_per_minute)
         )
 
-    def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> str | int | None:
+    def _hold(self, conn: Connection, job: AnyRow, now: datetime) -> Dispatched | int | None:
         """Reasons not to dial right now, each moving the job on from ``queued``;
         otherwise the campaign's calls-per-minute limit (None: no limit)."""
         if job.do_not_call:  # read with the job (job_store.job_to_dispatch)
-            job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SUPPRESSED, now, reason="do_not_call")
-            return "suppressed"
+            job_store.suppress(conn, job.id, now)
+            return Dispatched(Step.SUPPRESSED)
         calls_per_minute: int | None = None
         if job.campaign_id is not None:
             campaign = campaign_store.by_id(conn, job.campaign_id)
             state = campaign.state if campaign is not None else None
             calls_per_minute = campaign.calls_per_minute if campaign is not None else None
             if state == CampaignState.CANCELLED:
-                job_store.set_state(conn, job.id, JobState.QUEUED, JobState.CANCELLED, now, reason="cancelled")
-                return "cancelled"
+                job_store.cancel(conn, job.id, JobState.QUEUED, now)
+                return Dispatched(Step.CANCELLED)
             if state == CampaignState.PAUSED:
-                job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now)
-                return "paused"
+                job_store.postpone(conn, job.id, now, "campaign paused")
+                return Dispatched(Step.PAUSED)
         if job.window_end is not None and now < job.window_end:
             return calls_per_minute
         # Rule 7: the window may have closed while the job waited in the broker.
         step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
         if isinstance(step, Closed):
-            job_store.set_state(conn, job.id, JobState.QUEUED, step.outcome, now, reason=step.reason)
-            return step.outcome
+            job_store.settle(conn, job.id, JobState.QUEUED, JobState(step.outcome), now, step.reason)
+            return Dispatched(Step(step.outcome))
         if step.at > now:
-            job_store.reschedule(conn, job.id, JobState.QUEUED, step.at, step.window[1], now)
-            return "carried_over"
+            why = "window closed: carried over"
+            job_store.postpone(conn, job.id, now, why, next_due_at=step.at, window_end=step.window[1])
+            return Dispatched(Step.CARRIED_OVER)
         return calls_per_minute
 
-    def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | str:
+    def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | Dispatched:
         account = self.accounts.get(job.account)
         try:
             if account is None:
@@ -170,8 +204,8 @@ class Dispatcher:
             return account, adapter.build_request(account, call)
         except (AccountError, KeyError) as exc:
             # Nothing left: a configuration fault, reported on the job rather than dialled around.
-            job_store.set_state(conn, job.id, JobState.QUEUED, JobState.REJECTED, now, reason=str(exc))
-            return "rejected"
+            job_store.reject(conn, job.id, JobState.QUEUED, now, str(exc), reason=str(exc))
+            return Dispatched(Step.REJECTED)
 
     def _record(
         self,
@@ -183,6 +217,8 @@ class Dispatcher:
         latency_ms: float,
         now: datetime,
     ) -> None:
+        if result.provider_call_id is not None:
+            event_store.lock_call(conn, account.provider, result.provider_call_id)
         job_store.record_response(
             conn,
             start.attempt_id,
@@ -197,24 +233,19 @@ class Dispatcher:
         dialing = JobState.DIALING
         if result.verdict == Verdict.ACCEPTED:
             assert result.provider_call_id is not None
-            job_store.set_state(
-                conn,
-                job.id,
-                dialing,
-                JobState.ACCEPTED,
-                now,
-                provider_call_id=result.provider_call_id,
-                transport_retries=0,
-            )
+            if not job_store.accept(conn, job.id, result.provider_call_id, now):
+                # The dialing lease gave up on this worker and declared the call unknown: it stays
+                # unknown (never redialled), but now names its call, so the outcome settles it.
+                job_store.record_call(conn, job.id, result.provider_call_id, now)
             replay_unmatched(conn, account.provider, result.provider_call_id, now, self.settings)
         elif result.verdict == Verdict.RETRY_SAFE:
             self._resend_later(conn, job, start, result, now)
         elif result.verdict == Verdict.UNKNOWN:
             reason = f"outcome unknown: {result.error_code}: {result.message}"
-            job_store.set_state(conn, job.id, dialing, JobState.UNKNOWN, now, reason=reason)
+            job_store.mark_unknown(conn, job.id, dialing, now, reason)
         else:
             reason = f"{result.error_code}: {result.message}"
-            job_store.set_state(conn, job.id, dialing, JobState.REJECTED, now, reason=reason)
+            job_store.reject(conn, job.id, dialing, now, reason, reason=reason)
 
     def _resend_later(
         self, conn: Connection, job: AnyRow, start: job_store.DialStart, result: DialResult, now: datetime
@@ -228,12 +259,12 @@ class Dispatcher:
                 settings.transport_backoff_base_s,
                 settings.transport_backoff_cap_s,
             )
-            job_store.set_state(
+            job_store.schedule_retry(
                 conn,
                 job.id,
                 JobState.DIALING,
-                JobState.SCHEDULED,
                 now,
+                f"transport: {result.error_code}: resend {job.transport_retries + 1}",
                 next_due_at=now + delay,
                 transport_retries=job.transport_retries + 1,
             )
@@ -242,15 +273,15 @@ class Dispatcher:
         job_store.settle_attempt(conn, start.attempt_id, "failed", f"transport:{result.error_code}", now)
         rules = rules_for(job.timing, job.to_number, settings)
         step = after_outcome(rules, job.retry_on, "failed", start.number, start.due_at or now, now)
-        job_store.set_state(
+        job_store.settle(
             conn,
             job.id,
             JobState.DIALING,
-            step.state,
+            JobState(step.state),
             now,
+            step.reason or "transport_retries_exhausted",
             next_due_at=step.due,
             window_end=step.window_end,
             last_outcome="failed",
-            reason=step.reason or "transport_retries_exhausted",
             transport_retries=0,
         )

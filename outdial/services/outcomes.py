@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import Connection, Engine
 
@@ -15,6 +16,17 @@ from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 
 
+class Applied(StrEnum):
+    """What recording a provider event did; also kept on the event (``provider_events.applied``)."""
+
+    APPLIED = "applied"  # the job moved on: completed, retry scheduled, exhausted, ...
+    DUPLICATE = "duplicate"  # the same event (provider, key) was stored before
+    DUPLICATE_OUTCOME = "duplicate_outcome"  # another event already gave this attempt its outcome
+    NOTED = "noted"  # an event without an outcome (ringing, answered, ...)
+    UNMATCHED = "unmatched"  # its call id is not recorded yet: applied when it is
+    STALE = "stale"  # the job is no longer waiting for this call's outcome
+
+
 def record_event(
     engine: Engine,
     provider: str,
@@ -24,8 +36,8 @@ def record_event(
     kind: str,
     now: datetime,
     settings: Settings,
-) -> str:
-    """Store a raw event and apply it; what it did: duplicate, noted, unmatched, applied, stale, ..."""
+) -> Applied:
+    """Store a raw event and apply it; what that did."""
     with engine.begin() as conn:
         event_id = event_store.store_event(
             conn,
@@ -43,10 +55,10 @@ def record_event(
             },
         )
         if event_id is None:
-            return "duplicate"
+            return Applied.DUPLICATE
         if event.outcome is None:
-            event_store.mark_event(conn, event_id, "noted")
-            return "noted"
+            event_store.mark_event(conn, event_id, Applied.NOTED)
+            return Applied.NOTED
         return apply_outcome(
             conn,
             event_id,
@@ -70,21 +82,22 @@ def apply_outcome(
     ended_at: datetime,
     now: datetime,
     settings: Settings,
-) -> str:
+) -> Applied:
+    event_store.lock_call(conn, provider, call_id)
     attempt = job_store.attempt_for_call(conn, provider, call_id)
     if attempt is None:
         # The webhook beat the worker's own record of the call id: kept, applied when it lands.
-        event_store.mark_event(conn, event_id, "unmatched")
-        return "unmatched"
+        event_store.mark_event(conn, event_id, Applied.UNMATCHED)
+        return Applied.UNMATCHED
     if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at):
-        event_store.mark_event(conn, event_id, "duplicate_outcome", attempt.job_id)
-        return "duplicate_outcome"
+        event_store.mark_event(conn, event_id, Applied.DUPLICATE_OUTCOME, attempt.job_id)
+        return Applied.DUPLICATE_OUTCOME
     job = job_store.get_job(conn, attempt.job_id)
     # An ``unknown`` job whose call id we hold is reconciled by the outcome the provider reports.
     awaiting = (JobState.ACCEPTED, JobState.UNKNOWN)
     if job is None or job.state not in awaiting or job.provider_call_id != call_id:
-        event_store.mark_event(conn, event_id, "stale", attempt.job_id)
-        return "stale"
+        event_store.mark_event(conn, event_id, Applied.STALE, attempt.job_id)
+        return Applied.STALE
     step = after_outcome(
         rules_for(job.timing, job.to_number, settings),
         job.retry_on,
@@ -93,20 +106,22 @@ def apply_outcome(
         attempt.due_at or attempt.requested_at,
         ended_at,
     )
-    moved = job_store.set_state(
+    moved = job_store.settle(
         conn,
         job.id,
-        job.state,
-        step.state,
+        JobState(job.state),
+        JobState(step.state),
         now,
+        step.reason,
+        f"outcome {outcome} ({raw_status})",
         next_due_at=step.due,
         window_end=step.window_end,
         last_outcome=outcome,
-        reason=step.reason,
         transport_retries=0,
     )
-    event_store.mark_event(conn, event_id, "applied" if moved else "stale", job.id)
-    return "applied" if moved else "stale"
+    applied = Applied.APPLIED if moved else Applied.STALE
+    event_store.mark_event(conn, event_id, applied, job.id)
+    return applied
 
 
 def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetime, settings: Settings) -> None:
@@ -136,7 +151,7 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
     with engine.begin() as conn:
         for event in event_store.matchable_unmatched(conn, limit):
             if event.outcome is None:
-                event_store.mark_event(conn, event.id, "noted")
+                event_store.mark_event(conn, event.id, Applied.NOTED)
                 continue
             result = apply_outcome(
                 conn,
@@ -149,5 +164,5 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
                 now,
                 settings,
             )
-            applied += result == "applied"
+            applied += result is Applied.APPLIED
     return applied

@@ -1,5 +1,6 @@
 """A campaign's progress at one instant: what ``outdial status`` shows and
-``GET /campaigns/{name}/status`` returns, built from the same queries."""
+``GET /campaigns/{name}/status`` returns, built from the same queries; and one
+job with its attempts and history (``GET /jobs/{id}``, ``outdial status --job``)."""
 
 from __future__ import annotations
 
@@ -64,5 +65,48 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime) -> dict[str, Any
                 "error": e.error,
             }
             for e in errors
+        ],
+    }
+
+
+def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
+    """A job's state, its attempts and what became of each, and every transition it made; None if no such job."""
+    job = job_store.get_job(conn, job_id)
+    if job is None:
+        return None
+    return {
+        "id": job.id,
+        "state": job.state,
+        "to_number": job.to_number,
+        "account": job.account,
+        "campaign_id": job.campaign_id,
+        "lead_id": job.lead_id,
+        "round": job.round,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "created_at": _iso(job.created_at),
+        "state_changed_at": _iso(job.state_changed_at),
+        "next_due_at": _iso(job.next_due_at),
+        "attempts_used": job.attempts_used,
+        "provider_call_id": job.provider_call_id,
+        "last_outcome": job.last_outcome,
+        "reason": job.reason,
+        "attempts": [
+            {
+                "number": a.number,
+                "requested_at": _iso(a.requested_at),
+                "http_status": a.http_status,
+                "provider_call_id": a.provider_call_id,
+                "result": a.result,
+                "outcome": a.outcome,
+                "raw_status": a.raw_status,
+                "error": a.error,
+            }
+            for a in job_store.attempts_of(conn, job_id)
+        ],
+        # The job's history: every transition, oldest first (job_events).
+        "events": [
+            {"at": _iso(e.at), "from": e.from_state, "to": e.to_state, "attempt": e.attempt, "reason": e.reason}
+            for e in job_store.job_events_of(conn, job_id)
         ],
     }

@@ -5,13 +5,29 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, ProviderEvent
 from outdial.store import AnyRow, table
 
 events = table(ProviderEvent)
+
+
+# pg_advisory_xact_lock(namespace, hashtext(provider:call id)): one call's id and its events, one at a time.
+_CALL_LOCK_NAMESPACE = 0x0CA11
+
+
+def lock_call(conn: Connection, provider: str, call_id: str) -> None:
+    """Serialise, until the transaction ends, everything that matches events to one call: the worker
+    recording the call id (and replaying what waited for it) and a webhook looking the id up. Without
+    it, on PostgreSQL each can miss the other's uncommitted write, and the event waits for the sweep.
+    SQLite has one writer at a time already."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
+            {"ns": _CALL_LOCK_NAMESPACE, "key": f"{provider}:{call_id}"},
+        )
 
 
 def store_event(conn: Connection, values: dict[str, Any]) -> int | None:

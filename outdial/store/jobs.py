@@ -2,18 +2,49 @@
 
 A redelivered task, a second scheduler or a retried webhook finds the row no
 longer in that state, changes nothing, and so can never cause a second dial.
+Every change goes through :func:`transition`, which checks the edge against
+``outdial.models.TRANSITIONS`` and writes the job's ``job_events`` row in the
+same transaction; each edge has its named function below it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    FromClause,
+    String,
+    Text,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.dml import ReturningInsert
 
-from outdial.models import Attempt, Breaker, Campaign, CampaignState, DncNumber, Job, JobState
+from outdial.errors import Conflict
+from outdial.models import (
+    TRANSITIONS,
+    Attempt,
+    Breaker,
+    Campaign,
+    CampaignState,
+    DncNumber,
+    Edge,
+    Job,
+    JobEvent,
+    JobState,
+)
 from outdial.store import AnyRow, table
 
 jobs = table(Job)
@@ -21,29 +52,236 @@ dnc = table(DncNumber)
 attempts = table(Attempt)
 campaigns = table(Campaign)
 breakers = table(Breaker)
+job_events = table(JobEvent)
 
 
-def set_state(
+class IllegalTransition(Conflict):
+    """A job state change the state machine (``outdial.models.TRANSITIONS``) does not allow: a bug."""
+
+
+def check(edge: Edge, source: JobState, target: JobState) -> None:
+    """Raise unless ``source -> target`` is a transition of the table, performed by ``edge``."""
+    if TRANSITIONS.get((source, target)) is not edge:
+        raise IllegalTransition(f"{edge}: {source} -> {target} is not a transition of the job state machine")
+
+
+_EVENT_COLUMNS = ("job_id", "from_state", "to_state", "reason", "attempt", "at")
+# What a follow-on statement (the attempt of ``begin_dial``) builds from the moved rows.
+Then = Callable[[FromClause], ReturningInsert[Any]]
+
+
+def transition(
     conn: Connection,
-    job_id: int,
-    expected: str,
-    new: str,
+    edge: Edge,
+    source: JobState,
+    target: JobState,
     now: datetime,
+    where: Sequence[ColumnElement[bool]],
+    reason: str | None = None,
+    values: Mapping[str, Any] | None = None,
+    returning: Sequence[Column[Any]] = (),
+    then: Then | None = None,
+) -> Sequence[AnyRow]:
+    """The one place a job's state changes: ``source -> target`` for the jobs ``where`` selects
+    that are still in ``source``, with one ``job_events`` row per job moved, in the caller's
+    transaction. The moved rows (``id``, ``attempts_used`` and ``returning``), or ``then``'s.
+
+    An edge the table does not hold raises before anything is written. On PostgreSQL the
+    update, the events and ``then`` are one statement (data-modifying CTEs): no round trip
+    is added to the dispatch path.
+    """
+    check(edge, source, target)
+    moving = (
+        update(jobs)
+        .where(jobs.c.state == source, *where)
+        .values(state=target, state_changed_at=now, **(values or {}))
+        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
+    )
+    if conn.dialect.name == "postgresql":
+        moved = moving.cte("moved")
+        logged = (
+            insert(job_events)
+            .from_select(
+                _EVENT_COLUMNS,
+                select(
+                    moved.c.id,
+                    literal(source.value, String),
+                    literal(target.value, String),
+                    literal(reason, Text),
+                    moved.c.attempts_used,
+                    literal(now, job_events.c.at.type),
+                ),
+            )
+            .cte("logged")
+        )
+        final = then(moved) if then is not None else select(moved)
+        return conn.execute(final.add_cte(moved, logged)).all()
+    # SQLite runs no data-modifying CTE: the same statements in turn (in-process, no round trip).
+    rows = conn.execute(moving).all()
+    if rows:
+        conn.execute(
+            insert(job_events),
+            [
+                {"job_id": r.id, "from_state": source, "to_state": target, "reason": reason}
+                | {"attempt": r.attempts_used, "at": now}
+                for r in rows
+            ],
+        )
+    if then is None or not rows:
+        return rows if then is None else []
+    return conn.execute(then(select(jobs).where(jobs.c.id.in_([r.id for r in rows])).subquery("moved"))).all()
+
+
+def _move(
+    conn: Connection,
+    edge: Edge,
+    job_id: int,
+    source: JobState,
+    target: JobState,
+    now: datetime,
+    why: str | None = None,
     **values: Any,
 ) -> bool:
-    """Move one job from ``expected`` to ``new``; False if it was not in ``expected``."""
-    result = conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state == expected)
-        .values(state=new, state_changed_at=now, **values)
+    """One job through ``edge`` (``why`` goes to its event); False if it was no longer in ``source``."""
+    return bool(transition(conn, edge, source, target, now, (jobs.c.id == job_id,), why, values))
+
+
+def job_events_of(conn: Connection, job_id: int) -> Sequence[AnyRow]:
+    """A job's history, oldest first."""
+    return conn.execute(select(job_events).where(job_events.c.job_id == job_id).order_by(job_events.c.id)).all()
+
+
+# The edges, by name (``outdial.models.TRANSITIONS`` says which goes from where) -----------
+
+
+def claim(conn: Connection, job_ids: Sequence[int], now: datetime) -> list[int]:
+    """``scheduled -> queued`` for those of ``job_ids`` still scheduled; the ids this call moved."""
+    if not job_ids:
+        return []
+    moved = transition(conn, Edge.CLAIM, JobState.SCHEDULED, JobState.QUEUED, now, (jobs.c.id.in_(job_ids),))
+    return [int(r.id) for r in moved]
+
+
+def resend(conn: Connection, job_id: int, seen_at: datetime, now: datetime) -> bool:
+    """Take over a stale queued job for re-sending, unless someone else did first."""
+    where = (jobs.c.id == job_id, jobs.c.state_changed_at == seen_at)
+    reason = "queued lease ran out: sent again"
+    return bool(transition(conn, Edge.RESEND, JobState.QUEUED, JobState.QUEUED, now, where, reason))
+
+
+def carry_over(conn: Connection, job_id: int, due: datetime, window_end: datetime | None, now: datetime) -> bool:
+    """A scheduled job claimed after its window closed: due at the next window's opening."""
+    reason = "window closed: carried over"
+    return _move(
+        conn,
+        Edge.CARRY_OVER,
+        job_id,
+        JobState.SCHEDULED,
+        JobState.SCHEDULED,
+        now,
+        reason,
+        next_due_at=due,
+        window_end=window_end,
     )
-    return result.rowcount == 1
 
 
-def reschedule(
-    conn: Connection, job_id: int, expected: str, due: datetime, window_end: datetime | None, now: datetime
+def postpone(conn: Connection, job_id: int, now: datetime, why: str, **values: Any) -> bool:
+    """A queued job not dialled now (paced, campaign paused, window closed): back to scheduled, same attempt."""
+    return _move(conn, Edge.POSTPONE, job_id, JobState.QUEUED, JobState.SCHEDULED, now, why, **values)
+
+
+def accept(conn: Connection, job_id: int, call_id: str, now: datetime) -> bool:
+    """``dialing -> accepted``: the provider took the call and named it."""
+    reason = f"call {call_id}"
+    return _move(
+        conn,
+        Edge.ACCEPT,
+        job_id,
+        JobState.DIALING,
+        JobState.ACCEPTED,
+        now,
+        reason,
+        provider_call_id=call_id,
+        transport_retries=0,
+    )
+
+
+def schedule_retry(
+    conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any
 ) -> bool:
-    return set_state(conn, job_id, expected, JobState.SCHEDULED, now, next_due_at=due, window_end=window_end)
+    """Scheduled again after a call: a resend after transport trouble, or the next attempt."""
+    return _move(conn, Edge.SCHEDULE_RETRY, job_id, source, JobState.SCHEDULED, now, why, **values)
+
+
+def mark_unknown(conn: Connection, job_id: int, source: JobState, now: datetime, reason: str) -> bool:
+    """The call may or may not have been placed: ``unknown``, never redialled blindly."""
+    return _move(conn, Edge.MARK_UNKNOWN, job_id, source, JobState.UNKNOWN, now, reason, reason=reason)
+
+
+def record_call(conn: Connection, job_id: int, call_id: str, now: datetime) -> bool:
+    """An ``unknown`` job whose worker got the provider's call id after the dialing lease gave up on
+    it: it stays ``unknown`` (never redialled), but names its call, so the outcome settles it."""
+    where = (jobs.c.id == job_id, jobs.c.provider_call_id.is_(None))
+    why = f"call {call_id} recorded late"
+    values = {"provider_call_id": call_id}
+    return bool(transition(conn, Edge.RECORD_CALL, JobState.UNKNOWN, JobState.UNKNOWN, now, where, why, values))
+
+
+def complete(conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any) -> bool:
+    return _move(conn, Edge.COMPLETE, job_id, source, JobState.COMPLETED, now, why, **values)
+
+
+def exhaust(conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any) -> bool:
+    return _move(conn, Edge.EXHAUST, job_id, source, JobState.EXHAUSTED, now, why, **values)
+
+
+def expire(conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any) -> bool:
+    return _move(conn, Edge.EXPIRE, job_id, source, JobState.EXPIRED, now, why, **values)
+
+
+def reject(conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any) -> bool:
+    return _move(conn, Edge.REJECT, job_id, source, JobState.REJECTED, now, why, **values)
+
+
+def cancel(conn: Connection, job_id: int, source: JobState, now: datetime, reason: str = "cancelled") -> bool:
+    return _move(conn, Edge.CANCEL, job_id, source, JobState.CANCELLED, now, reason, reason=reason)
+
+
+def suppress(conn: Connection, job_id: int, now: datetime, reason: str = "do_not_call") -> bool:
+    return _move(conn, Edge.SUPPRESS, job_id, JobState.QUEUED, JobState.SUPPRESSED, now, reason, reason=reason)
+
+
+class EdgeMove(Protocol):
+    def __call__(
+        self, conn: Connection, job_id: int, source: JobState, now: datetime, why: str | None, **values: Any
+    ) -> bool: ...
+
+
+_SETTLING: dict[JobState, EdgeMove] = {
+    JobState.COMPLETED: complete,
+    JobState.SCHEDULED: schedule_retry,
+    JobState.EXHAUSTED: exhaust,
+    JobState.EXPIRED: expire,
+    JobState.REJECTED: reject,
+}
+
+
+def settle(
+    conn: Connection,
+    job_id: int,
+    source: JobState,
+    target: JobState,
+    now: datetime,
+    reason: str | None,
+    why: str | None = None,
+    **values: Any,
+) -> bool:
+    """Where the retry policy or the timing rules sent the job: complete, schedule_retry, exhaust,
+    expire or reject. The job's ``reason`` becomes ``reason``; its event says ``why`` (or ``reason``)."""
+    edge = _SETTLING.get(target)
+    if edge is None:
+        raise IllegalTransition(f"{source} -> {target} is not where a call or a closed window can lead")
+    return edge(conn, job_id, source, now, why or reason, reason=reason, **values)
 
 
 def insert_job(conn: Connection, values: dict[str, Any]) -> int:
@@ -152,19 +390,6 @@ def live_calls(conn: Connection, unknown_since: datetime) -> tuple[dict[str, set
     return live, pending
 
 
-def mark_queued(conn: Connection, job_ids: Sequence[int], now: datetime) -> list[int]:
-    """``scheduled -> queued`` for those of ``job_ids`` still scheduled; the ids this call moved."""
-    if not job_ids:
-        return []
-    result = conn.execute(
-        update(jobs)
-        .where(jobs.c.id.in_(job_ids), jobs.c.state == JobState.SCHEDULED)
-        .values(state=JobState.QUEUED, state_changed_at=now)
-        .returning(jobs.c.id)
-    )
-    return [int(r[0]) for r in result]
-
-
 def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -> Sequence[AnyRow]:
     """Jobs in flight that have sat in ``state`` since before ``older_than`` (lost messages, dead workers)."""
     return conn.execute(
@@ -175,14 +400,11 @@ def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -
     ).all()
 
 
-def renew_queued(conn: Connection, job_id: int, seen_at: datetime, now: datetime) -> bool:
-    """Take over a stale queued job for re-sending, unless someone else did first."""
-    result = conn.execute(
-        update(jobs)
-        .where(jobs.c.id == job_id, jobs.c.state == JobState.QUEUED, jobs.c.state_changed_at == seen_at)
-        .values(state_changed_at=now)
+def note_window(conn: Connection, job_id: int, window_end: datetime | None) -> None:
+    """Record how far a scheduled job's window was computed (not a state change)."""
+    conn.execute(
+        update(jobs).where(jobs.c.id == job_id, jobs.c.state == JobState.SCHEDULED).values(window_end=window_end)
     )
-    return result.rowcount == 1
 
 
 # Worker ---------------------------------------------------------------------------------
@@ -200,31 +422,51 @@ class DialStart:
 
 
 def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> DialStart | None:
-    """``queued -> dialing`` and the attempt row, in the caller's transaction.
+    """``queued -> dialing`` and the attempt row, in the caller's transaction; None if the job moved on.
+
+    The update holds only if the job is still as ``job`` was read: queued for the same
+    attempt (``attempts_used``) and resend (``transport_retries``). A worker that read the
+    job, then paused while it was dialled and queued again for a later attempt, changes
+    nothing. The attempt number is the one the updated row gives back, never the old read.
 
     After this commits, a request may leave at any moment: a crash from here on
     leaves the job in ``dialing`` for reconciliation, never for a blind redial.
     """
-    resend = job.transport_retries > 0 and job.attempts_used > 0
-    number = job.attempts_used if resend else job.attempts_used + 1
-    if not set_state(conn, job.id, JobState.QUEUED, JobState.DIALING, now, attempts_used=number):
-        return None
-    # The job's request count, taken inside the INSERT: one round trip less per dispatch.
-    seq = select(func.count() + 1).where(attempts.c.job_id == job.id).scalar_subquery()
-    attempt_id = conn.execute(
-        insert(attempts)
-        .values(
-            job_id=job.id,
-            number=number,
-            seq=seq,
-            account=job.account,
-            provider=provider,
-            due_at=job.next_due_at,
-            requested_at=now,
+    resend = (jobs.c.transport_retries > 0) & (jobs.c.attempts_used > 0)
+    as_read = (
+        jobs.c.id == job.id,
+        jobs.c.attempts_used == job.attempts_used,
+        jobs.c.transport_retries == job.transport_retries,
+    )
+    number = case((resend, jobs.c.attempts_used), else_=jobs.c.attempts_used + 1)
+
+    def attempt_row(moved: FromClause) -> ReturningInsert[Any]:
+        # The job's request count, taken inside the INSERT: one round trip less per dispatch.
+        seq = select(func.count() + 1).where(attempts.c.job_id == moved.c.id).scalar_subquery()
+        row = select(
+            moved.c.id,
+            moved.c.attempts_used,
+            seq,
+            moved.c.account,
+            literal(provider, String),
+            moved.c.next_due_at,
+            literal(now, attempts.c.requested_at.type),
         )
-        .returning(attempts.c.id)
-    ).scalar_one()
-    return DialStart(job.id, int(attempt_id), number, job.account, job.to_number, dict(job.variables), job.next_due_at)
+        columns = ("job_id", "number", "seq", "account", "provider", "due_at", "requested_at")
+        return insert(attempts).from_select(columns, row).returning(attempts.c.id, attempts.c.number)
+
+    returning = (jobs.c.account, jobs.c.next_due_at)
+    why = f"provider {provider}"
+    values = {"attempts_used": number}
+    started = transition(
+        conn, Edge.BEGIN_DIAL, JobState.QUEUED, JobState.DIALING, now, as_read, why, values, returning, attempt_row
+    )
+    if not started:
+        return None
+    attempt_id, attempt_number = started[0]
+    return DialStart(
+        job.id, int(attempt_id), int(attempt_number), job.account, job.to_number, dict(job.variables), job.next_due_at
+    )
 
 
 def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
@@ -258,16 +500,12 @@ def settle_attempt(conn: Connection, attempt_id: int, outcome: str, raw_status: 
 
 
 def cancel_jobs(conn: Connection, campaign_id: int, now: datetime) -> int:
-    """Cancel every job of a campaign that has not been handed to a worker."""
-    result = conn.execute(
-        update(jobs)
-        .where(
-            jobs.c.campaign_id == campaign_id,
-            jobs.c.state.in_([JobState.SCHEDULED, JobState.QUEUED]),
-        )
-        .values(state=JobState.CANCELLED, state_changed_at=now, reason="cancelled")
+    """Cancel every job of a campaign that has not been handed to a worker: one statement per state left."""
+    where = (jobs.c.campaign_id == campaign_id,)
+    return sum(
+        len(transition(conn, Edge.CANCEL, source, JobState.CANCELLED, now, where, "cancelled", {"reason": "cancelled"}))
+        for source in (JobState.SCHEDULED, JobState.QUEUED)
     )
-    return int(result.rowcount)
 
 
 def counts_by_state(conn: Connection, campaign_id: int | None = None) -> dict[str, int]:

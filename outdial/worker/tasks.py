@@ -35,4 +35,5 @@ def dispatcher() -> Dispatcher:
 @app.task(name=DISPATCH_TASK)  # type: ignore[untyped-decorator]
 def dispatch_call(job_id: int) -> str:
     """Place the call of job ``job_id`` if it is still queued and inside its window."""
-    return dispatcher().dispatch(int(job_id))
+    # The result as a word (``accepted``, ``paced:rate``): what Flower shows.
+    return str(dispatcher().dispatch(int(job_id)))

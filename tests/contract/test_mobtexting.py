@@ -20,7 +20,7 @@ from starlette.testclient import TestClient
 from outdial.api.app import create_app as create_api
 from outdial.models import ProviderEvent
 from outdial.scheduler.loop import Scheduler
-from outdial.services.dispatch import Dispatcher
+from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, AccountError, load_accounts
 from outdial.services.providers.base import CallRequest, Outcome, Verdict, WebhookRefused
@@ -683,7 +683,9 @@ def test_a_job_placed_on_the_simulator_ends_by_its_webhook(
     try:
         with respx.mock(assert_all_called=False) as mock, TestClient(create_sim()) as sim_client:
             route = mock.post(hook_url).mock(return_value=httpx.Response(200))
-            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, E2E_NOW) == "accepted"
+            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, E2E_NOW) == Dispatched(
+                Step.ACCEPTED
+            )
             deadline = time.monotonic() + 5
             while not route.calls:
                 assert time.monotonic() < deadline, "the webhook never came"

@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 from outdial.api.app import create_app as create_api
 from outdial.models import ProviderEvent
 from outdial.scheduler.loop import Scheduler
-from outdial.services.dispatch import Dispatcher
+from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallRequest, Outcome, Verdict, WebhookRefused
@@ -605,7 +605,7 @@ def test_a_job_placed_on_the_simulator_completes_by_its_webhook(
     try:
         with respx.mock(assert_all_called=False) as mock, TestClient(create_sim()) as sim_client:
             route = mock.post(hook_url).mock(return_value=httpx.Response(200))
-            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, NOW) == "accepted"
+            assert Dispatcher(engine, settings, accounts, sim_client).dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
             deadline = time.monotonic() + 5
             while route.call_count < 3:  # the start, and the end delivered twice
                 assert time.monotonic() < deadline, "the webhooks never came"

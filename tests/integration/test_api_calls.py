@@ -95,6 +95,7 @@ def test_job_status_shows_state_and_attempts(http: TestClient) -> None:
     job_id = http.post("/calls", json=BODY).json()["job_id"]
     job = http.get(f"/jobs/{job_id}").json()
     assert (job["id"], job["state"], job["to_number"], job["attempts"]) == (job_id, "scheduled", "+12125551234", [])
+    assert job["events"] == []  # no transition yet: created scheduled
     assert http.get(f"/jobs/{job_id + 1}").status_code == 404
     assert http.get(f"/jobs/{2**64}").status_code == 422
 

@@ -125,11 +125,17 @@ def test_cancel_cancels_every_job_not_yet_dialled(http: TestClient, engine: Engi
     now = datetime.now(UTC)
     with engine.begin() as conn:
         ids = [j.id for j in job_store.due_jobs(conn, now + timedelta(seconds=5), 10)]
-        job_store.mark_queued(conn, ids[:2], now)  # two handed to Celery ...
-        job_store.set_state(conn, ids[0], JobState.QUEUED, JobState.DIALING, now)  # ... one being dialled
+        job_store.claim(conn, ids[:2], now)  # two handed to Celery ...
+        job = job_store.get_job(conn, ids[0])
+        assert job_store.begin_dial(conn, job, "callkaro", now) is not None  # ... one being dialled
     response = http.post("/campaigns/spring/cancel")
     assert response.json() == {"campaign": "spring", "state": "cancelled", "changed": True, "cancelled_jobs": 2}
     assert states(engine) == ["cancelled", "cancelled", "dialing"]
+    with engine.connect() as conn:  # the bulk cancel still writes each job's history
+        history = {i: [(e.from_state, e.to_state) for e in job_store.job_events_of(conn, i)] for i in ids}
+    assert history[ids[0]] == [("scheduled", "queued"), ("queued", "dialing")]
+    assert history[ids[1]] == [("scheduled", "queued"), ("queued", "cancelled")]
+    assert history[ids[2]] == [("scheduled", "cancelled")]
     assert http.post("/campaigns/spring/cancel").json()["changed"] is False
     assert http.post("/campaigns/spring/resume").status_code == 409
     assert http.post("/campaigns/spring/pause").status_code == 409
@@ -144,15 +150,15 @@ def test_status_counts_outcomes_next_due_rate_and_errors(http: TestClient, engin
         job = job_store.jobs_in(conn, [1, 2, 3])
         first, second = job[0], job[1]
         for j in (first, second):
-            job_store.set_state(conn, j.id, JobState.SCHEDULED, JobState.QUEUED, now)
+            job_store.claim(conn, [j.id], now)
             started = job_store.begin_dial(conn, job_store.get_job(conn, j.id), "callkaro", now)
             assert started is not None
         # The first was answered; the second's request failed.
-        job_store.set_state(conn, first.id, JobState.DIALING, JobState.COMPLETED, now, last_outcome="completed")
+        job_store.complete(conn, first.id, JobState.DIALING, now, None, last_outcome="completed")
         attempt = job_store.open_attempt(conn, second.id)
         assert attempt is not None
         job_store.record_response(conn, attempt.id, result="rejected", http_status=400, error="bad agent_id")
-        job_store.set_state(conn, second.id, JobState.DIALING, JobState.REJECTED, now, reason="bad agent_id")
+        job_store.reject(conn, second.id, JobState.DIALING, now, "bad agent_id", reason="bad agent_id")
     status = http.get("/campaigns/spring/status").json()
     assert status["jobs"] == 3 and status["done"] == 2 and status["finished"] is False
     assert {k: v for k, v in status["counts"].items() if v} == {"scheduled": 1, "completed": 1, "rejected": 1}

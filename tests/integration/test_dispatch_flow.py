@@ -11,7 +11,7 @@ import respx
 from sqlalchemy import Engine
 
 from outdial.scheduler.loop import Scheduler
-from outdial.services.dispatch import Dispatcher
+from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.outcomes import record_event
 from outdial.services.providers.accounts import load_accounts
@@ -57,7 +57,7 @@ def test_accepted_then_no_answer_schedules_retry_then_completes(engine: Engine, 
         ]
     )
     assert claim(engine, settings) == [job_id]
-    assert dispatcher(engine, settings).dispatch(job_id, NOW) == "accepted"
+    assert dispatcher(engine, settings).dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
     sent = json.loads(route.calls[0].request.content)
     assert sent == {"to_number": "+12125551234", "agent_id": "sim-agent", "metadata": {}}
     assert route.calls[0].request.headers["X-API-KEY"] == "sim-key"
@@ -73,7 +73,7 @@ def test_accepted_then_no_answer_schedules_retry_then_completes(engine: Engine, 
     assert claim(engine, settings, ended) == []  # not due yet
     later = ended + timedelta(minutes=30)
     assert claim(engine, settings, later) == [job_id]
-    assert dispatcher(engine, settings).dispatch(job_id, later) == "accepted"
+    assert dispatcher(engine, settings).dispatch(job_id, later) == Dispatched(Step.ACCEPTED)
     done = CallEvent("call-2", "call-2:call_ended", "CLIENT_INITIATED", Outcome.COMPLETED, later)
     assert record_event(engine, "callkaro", "ck", done, "{}", "webhook", later, settings) == "applied"
     assert state(engine, job_id) == "completed"
@@ -88,8 +88,8 @@ def test_duplicate_delivery_dials_once(engine: Engine, settings: Settings) -> No
     route = respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c"}))
     claim(engine, settings)
     d = dispatcher(engine, settings)
-    assert d.dispatch(job_id, NOW) == "accepted"
-    assert d.dispatch(job_id, NOW) == "skipped:accepted"
+    assert d.dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
+    assert d.dispatch(job_id, NOW) == Dispatched(Step.SKIPPED, "accepted")
     assert route.call_count == 1
 
 
@@ -139,7 +139,7 @@ def test_resend_after_transport_trouble_reuses_the_attempt_number(engine: Engine
     dispatcher(engine, settings).dispatch(job_id, NOW)
     later = NOW + timedelta(seconds=5)
     assert claim(engine, settings, later) == [job_id]
-    assert dispatcher(engine, settings).dispatch(job_id, later) == "accepted"
+    assert dispatcher(engine, settings).dispatch(job_id, later) == Dispatched(Step.ACCEPTED)
     with engine.connect() as conn:
         numbers = [a.number for a in job_store.attempts_of(conn, job_id)]
     assert numbers == [1, 1]
@@ -200,7 +200,7 @@ def test_do_not_call_at_dial_time(engine: Engine, settings: Settings) -> None:
     claim(engine, settings)
     with engine.begin() as conn:
         dnc.add(conn, ["+12125551234"], "test", NOW)
-    assert dispatcher(engine, settings).dispatch(job_id, NOW) == "suppressed"
+    assert dispatcher(engine, settings).dispatch(job_id, NOW) == Dispatched(Step.SUPPRESSED)
     assert state(engine, job_id) == "suppressed"
 
 
@@ -212,7 +212,7 @@ def test_missing_credential_rejects_without_dialling(
     claim(engine, settings)
     with respx.mock(assert_all_called=False) as mock:
         route = mock.post(URL)
-        assert dispatcher(engine, settings).dispatch(job_id, NOW) == "rejected"
+        assert dispatcher(engine, settings).dispatch(job_id, NOW) == Dispatched(Step.REJECTED)
         assert route.call_count == 0
     with engine.connect() as conn:
         job = job_store.get_job(conn, job_id)
@@ -229,7 +229,7 @@ def test_webhook_that_lost_the_race_with_the_worker_is_applied_by_the_scheduler(
     job_id = make_job(engine, settings)
     claim(engine, settings)
     respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "raced"}))
-    assert dispatcher(engine, settings).dispatch(job_id, NOW) == "accepted"
+    assert dispatcher(engine, settings).dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
     with engine.begin() as conn:  # what the API's transaction committed after the worker's replay
         event_id = event_store.store_event(
             conn,

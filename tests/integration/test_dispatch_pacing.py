@@ -13,7 +13,7 @@ import respx
 from sqlalchemy import Engine
 
 from outdial.scheduler.loop import Scheduler
-from outdial.services.dispatch import Dispatcher
+from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.outcomes import record_event
 from outdial.services.pacing.pacer import Pacer
@@ -63,12 +63,12 @@ def test_one_call_at_a_time_from_dial_to_outcome(engine: Engine, paced: Settings
     respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c1"}))
     scheduler.tick(NOW)  # seeds the slots (nothing in progress) and queues within the budget
     assert sent == [first]  # the budget lets one through; the other stays scheduled
-    assert dispatcher.dispatch(first, NOW) == "accepted"
+    assert dispatcher.dispatch(first, NOW) == Dispatched(Step.ACCEPTED)
 
     # A second dispatch for the account, while the first call is live, is handed back.
     with engine.begin() as conn:
-        assert job_store.mark_queued(conn, [second], NOW) == [second]
-    assert dispatcher.dispatch(second, NOW) == "paced:concurrency"
+        assert job_store.claim(conn, [second], NOW) == [second]
+    assert dispatcher.dispatch(second, NOW) == Dispatched(Step.PACED, "concurrency")
     assert state(engine, second) == "scheduled"
 
     ended = NOW + timedelta(seconds=20)
@@ -78,7 +78,7 @@ def test_one_call_at_a_time_from_dial_to_outcome(engine: Engine, paced: Settings
     scheduler.tick(ended)  # frees the slot of the ended call, then queues the waiting job
     assert sent == [second]
     respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c2"}))
-    assert dispatcher.dispatch(second, ended) == "accepted"
+    assert dispatcher.dispatch(second, ended) == Dispatched(Step.ACCEPTED)
 
 
 @respx.mock
@@ -87,13 +87,13 @@ def test_a_429_slows_the_whole_account(engine: Engine, paced: Settings, redis_ur
     scheduler, dispatcher, _ = parts(engine, paced, redis_url)
     scheduler.tick(NOW)
     respx.post(URL).mock(return_value=httpx.Response(429, headers={"Retry-After": "30"}))
-    assert dispatcher.dispatch(first, NOW) == "retry_safe"
+    assert dispatcher.dispatch(first, NOW) == Dispatched(Step.RETRY_SAFE)
     text = paced.accounts_file.read_text().replace("max_concurrent = 1", "calls_per_second = 5")
     paced.accounts_file.write_text(text)
     _, dispatcher, _ = parts(engine, paced, redis_url)
     with engine.begin() as conn:
-        job_store.mark_queued(conn, [second], NOW)
-    assert dispatcher.dispatch(second, NOW) == "paced:rate"  # the provider asked for 30 s of quiet
+        job_store.claim(conn, [second], NOW)
+    assert dispatcher.dispatch(second, NOW) == Dispatched(Step.PACED, "rate")  # the provider asked for 30 s of quiet
     with engine.connect() as conn:
         job = job_store.get_job(conn, second)
     assert job is not None and job.next_due_at is not None
@@ -107,7 +107,7 @@ def test_slots_are_reseeded_after_redis_forgets(engine: Engine, paced: Settings,
     scheduler.tick(NOW)
     with respx.mock:
         respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "live"}))
-        assert dispatcher.dispatch(job_id, NOW) == "accepted"
+        assert dispatcher.dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
     client = redis.Redis.from_url(redis_url)
     for key in client.scan_iter(f"{paced.pacing_prefix}:*"):
         client.delete(key)  # as after a Redis restart

@@ -31,7 +31,7 @@ from outdial.logs import ContextFilter, JsonFormatter
 from outdial.models import TERMINAL_STATES, Base
 from outdial.scheduler.loop import Scheduler
 from outdial.services.campaigns import LeadIn, add_leads, create_campaign
-from outdial.services.dispatch import Dispatcher
+from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.providers.accounts import load_accounts
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
@@ -167,7 +167,7 @@ options = {{ agent_id = "sim-agent" }}
             assert message["envelope"]["headers"]["task"] == DISPATCH_TASK
             (job_id,) = message["body"][0]  # the job id, and nothing else
             assert message["body"][1] == {}
-            assert dispatcher.dispatch(job_id) == "accepted"
+            assert dispatcher.dispatch(job_id) == Dispatched(Step.ACCEPTED)
             for secret in secrets:
                 assert secret.encode() not in raw
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from outdial.errors import InputError
 from outdial.models import Job, JobState
@@ -15,7 +15,6 @@ from outdial.services.rounds import Rounds, next_fire
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
-from outdial.store import jobs as job_store
 from outdial.store import table
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
@@ -31,6 +30,11 @@ def jobs_by_lead(engine: Engine) -> dict[int, list[tuple[int, str]]]:
     return out
 
 
+def finish(conn: Connection, job_id: int, state: JobState) -> None:
+    """Set up a job that ended in ``state`` (test data: not a walk through the state machine)."""
+    conn.execute(update(table(Job)).where(table(Job).c.id == job_id).values(state=state))
+
+
 def test_a_fire_starts_a_round_for_leads_whose_last_round_ended(engine: Engine, settings: Settings) -> None:
     timing = TimingFields(timezone="America/New_York", callee_hours=None)
     campaign_id = create_campaign(engine, settings, "daily", "ck", timing, NOW, cron="0 9 * * *")
@@ -43,7 +47,7 @@ def test_a_fire_starts_a_round_for_leads_whose_last_round_ended(engine: Engine, 
         for lead_id, state in zip(first, [JobState.COMPLETED, None, JobState.EXPIRED], strict=True):
             job_id = conn.execute(select(table(Job).c.id).where(table(Job).c.lead_id == lead_id)).scalar_one()
             if state:
-                job_store.set_state(conn, job_id, JobState.SCHEDULED, state, NOW)
+                finish(conn, job_id, state)
 
     assert Rounds(engine, settings).start_due(NINE_NY_NEXT_DAY - timedelta(seconds=1)) == 0  # not yet
     assert Rounds(engine, settings).start_due(NINE_NY_NEXT_DAY) == 2
@@ -68,7 +72,7 @@ def test_the_scheduler_starts_rounds_on_its_tick(engine: Engine, settings: Setti
     add_leads(engine, settings, campaign, [LeadIn("+12125554100")], NOW)
     with engine.begin() as conn:
         (job_id,) = conn.execute(select(table(Job).c.id)).scalars()
-        job_store.set_state(conn, job_id, JobState.SCHEDULED, JobState.COMPLETED, NOW)
+        finish(conn, job_id, JobState.COMPLETED)
     sent: list[int] = []
     scheduler = Scheduler(engine, settings, sent.append, rounds=Rounds(engine, settings))
     report = scheduler.tick(NOW + timedelta(hours=1))

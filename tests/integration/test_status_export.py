@@ -42,16 +42,18 @@ def campaign(engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
     with engine.begin() as conn:
         first, second, _ = job_store.jobs_in(conn, [1, 2, 3])
         for call_id in ("call-a", "call-b"):
-            job_store.set_state(conn, first.id, job_store.get_job(conn, first.id).state, JobState.QUEUED, now)
+            if call_id == "call-b":
+                job_store.schedule_retry(conn, first.id, JobState.DIALING, now, "next attempt")
+            job_store.claim(conn, [first.id], now)
             started = job_store.begin_dial(conn, job_store.get_job(conn, first.id), "callkaro", now)
             assert started is not None
             job_store.record_response(conn, started.attempt_id, result="accepted", provider_call_id=call_id)
-        job_store.set_state(conn, first.id, JobState.DIALING, JobState.COMPLETED, now, last_outcome="completed")
-        job_store.set_state(conn, second.id, JobState.SCHEDULED, JobState.QUEUED, now)
+        job_store.complete(conn, first.id, JobState.DIALING, now, None, last_outcome="completed")
+        job_store.claim(conn, [second.id], now)
         started = job_store.begin_dial(conn, job_store.get_job(conn, second.id), "callkaro", now)
         assert started is not None
         job_store.record_response(conn, started.attempt_id, result="rejected", http_status=401, error="bad key")
-        job_store.set_state(conn, second.id, JobState.DIALING, JobState.REJECTED, now, reason="provider: bad key")
+        job_store.reject(conn, second.id, JobState.DIALING, now, "provider: bad key", reason="provider: bad key")
     return campaign_id
 
 
@@ -75,7 +77,7 @@ def test_status_json_is_one_snapshot(campaign: int) -> None:
 
 def test_status_live_view_stops_when_every_job_is_final(campaign: int, engine: Engine) -> None:
     with engine.begin() as conn:
-        job_store.set_state(conn, 3, JobState.SCHEDULED, JobState.CANCELLED, datetime.now(UTC))
+        job_store.cancel(conn, 3, JobState.SCHEDULED, datetime.now(UTC))
     result = CliRunner().invoke(cli, ["status", "autumn", "--interval", "0.2"])
     assert result.exit_code == 0, result.output
     for shown in ("autumn", "3/3 done", "completed", "rejected", "cancelled", "bad key", "nothing scheduled"):
@@ -87,6 +89,33 @@ def test_an_unknown_campaign_exits_1_as_in_every_command(campaign: int, tmp_path
     for args in (["status", "nope", "--json"], ["export", "nope", "--out", str(tmp_path / "x.csv")]):
         result = CliRunner().invoke(cli, args)
         assert result.exit_code == 1 and "no campaign named 'nope'" in result.stderr, args
+
+
+def test_status_of_one_job_shows_its_attempts_and_history(campaign: int) -> None:
+    result = CliRunner().invoke(cli, ["status", "--job", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    job = json.loads(result.stdout)
+    assert (job["id"], job["state"], [a["provider_call_id"] for a in job["attempts"]]) == (
+        1,
+        "completed",
+        ["call-a", "call-b"],
+    )
+    assert [(e["from"], e["to"], e["attempt"]) for e in job["events"]] == [
+        ("scheduled", "queued", 0),
+        ("queued", "dialing", 1),
+        ("dialing", "scheduled", 1),
+        ("scheduled", "queued", 1),
+        ("queued", "dialing", 2),
+        ("dialing", "completed", 2),
+    ]
+    shown = CliRunner().invoke(cli, ["status", "--job", "2"], env={"COLUMNS": "200"})
+    assert shown.exit_code == 0, shown.output
+    for text in ("job 2", "rejected", "history", "queued", "dialing", "provider: bad key"):
+        assert text in shown.stdout, text
+    missing = CliRunner().invoke(cli, ["status", "--job", "99"])
+    assert missing.exit_code == 1 and "no job 99" in missing.stderr
+    neither = CliRunner().invoke(cli, ["status"])
+    assert neither.exit_code == 2 and "--job" in neither.stderr
 
 
 def test_export_one_row_per_job_with_formulas_neutralised(campaign: int, tmp_path: Path) -> None:

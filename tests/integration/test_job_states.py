@@ -1,0 +1,146 @@
+"""The job state machine: every edge of ``TRANSITIONS`` is performed by its named function and
+leaves one ``job_events`` row; every other change raises and writes nothing. On both databases."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Connection, Engine, event
+
+from outdial.models import TRANSITIONS, Edge, JobState
+from outdial.store import AnyRow
+from outdial.store import jobs as job_store
+
+NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+LATER = NOW + timedelta(minutes=5)
+
+# How each named function is called to move job ``j`` out of ``source`` (at LATER).
+Call = Callable[[Connection, AnyRow, JobState], Any]
+CALLS: dict[Edge, Call] = {
+    Edge.CLAIM: lambda c, j, s: job_store.claim(c, [j.id], LATER),
+    Edge.RESEND: lambda c, j, s: job_store.resend(c, j.id, j.state_changed_at, LATER),
+    Edge.CARRY_OVER: lambda c, j, s: job_store.carry_over(c, j.id, LATER + timedelta(days=1), None, LATER),
+    Edge.POSTPONE: lambda c, j, s: job_store.postpone(c, j.id, LATER, "paced: rate"),
+    Edge.BEGIN_DIAL: lambda c, j, s: job_store.begin_dial(c, j, "callkaro", LATER),
+    Edge.ACCEPT: lambda c, j, s: job_store.accept(c, j.id, "call-1", LATER),
+    Edge.RECORD_CALL: lambda c, j, s: job_store.record_call(c, j.id, "call-1", LATER),
+    Edge.SCHEDULE_RETRY: lambda c, j, s: job_store.schedule_retry(c, j.id, s, LATER, "no_answer"),
+    Edge.MARK_UNKNOWN: lambda c, j, s: job_store.mark_unknown(c, j.id, s, LATER, "lease ran out"),
+    Edge.COMPLETE: lambda c, j, s: job_store.complete(c, j.id, s, LATER, "completed"),
+    Edge.EXHAUST: lambda c, j, s: job_store.exhaust(c, j.id, s, LATER, "busy"),
+    Edge.EXPIRE: lambda c, j, s: job_store.expire(c, j.id, s, LATER, "window closed"),
+    Edge.REJECT: lambda c, j, s: job_store.reject(c, j.id, s, LATER, "no_callable_window"),
+    Edge.CANCEL: lambda c, j, s: job_store.cancel(c, j.id, s, LATER),
+    Edge.SUPPRESS: lambda c, j, s: job_store.suppress(c, j.id, LATER),
+}
+
+
+def job_in(conn: Connection, state: JobState) -> AnyRow:
+    values = {"account": "ck", "to_number": "+12125551234", "state": state, "next_due_at": NOW}
+    job = job_store.get_job(conn, job_store.insert_job(conn, values | {"state_changed_at": NOW}))
+    assert job is not None
+    return job
+
+
+def test_the_table_names_every_edge_and_each_edge_has_its_function() -> None:
+    assert set(TRANSITIONS.values()) == set(Edge) == set(CALLS)
+    for edge in Edge:
+        assert callable(getattr(job_store, edge.value)), edge
+    # Nothing leaves a final state but an unknown call, which its outcome settles.
+    assert {source for source, _ in TRANSITIONS} == {
+        JobState.SCHEDULED,
+        JobState.QUEUED,
+        JobState.DIALING,
+        JobState.ACCEPTED,
+        JobState.UNKNOWN,
+    }
+
+
+@pytest.mark.parametrize(("source", "target"), list(TRANSITIONS), ids=lambda s: str(s))
+def test_every_edge_moves_the_job_and_writes_its_event(engine: Engine, source: JobState, target: JobState) -> None:
+    edge = TRANSITIONS[source, target]
+    with engine.begin() as conn:
+        job = job_in(conn, source)
+        assert CALLS[edge](conn, job, source)
+    with engine.connect() as conn:
+        moved = job_store.get_job(conn, job.id)
+        events = job_store.job_events_of(conn, job.id)
+    assert moved is not None and moved.state == target and moved.state_changed_at == LATER
+    assert [(e.from_state, e.to_state, e.at, e.attempt) for e in events] == [
+        (source, target, LATER, moved.attempts_used)
+    ]
+    # The same edge again finds the job gone from ``source`` (or, for a self-edge, no longer as
+    # read): nothing happens, and no second event is written.
+    if source != target:
+        with engine.begin() as conn:
+            assert not CALLS[edge](conn, job, source)
+            assert len(job_store.job_events_of(conn, job.id)) == 1
+
+
+ILLEGAL = [pair for pair in itertools.product(JobState, JobState) if pair not in TRANSITIONS]
+
+
+def test_every_illegal_edge_raises_and_changes_nothing(engine: Engine) -> None:
+    with engine.begin() as conn:
+        jobs = {state: job_in(conn, state) for state in JobState}
+    for source, target in ILLEGAL:
+        for edge in Edge:
+            with engine.begin() as conn, pytest.raises(job_store.IllegalTransition):
+                job_store.transition(conn, edge, source, target, LATER, (job_store.jobs.c.id == jobs[source].id,))
+    # A legal pair under another edge's name raises too: the table says which function does what.
+    for (source, target), right in TRANSITIONS.items():
+        for edge in set(Edge) - {right}:
+            with pytest.raises(job_store.IllegalTransition):
+                job_store.check(edge, source, target)
+    # The named functions refuse a source their edge does not leave from.
+    for edge, call in CALLS.items():
+        sources = {s for (s, _), e in TRANSITIONS.items() if e is edge}
+        for source in set(JobState) - sources:
+            if edge in (Edge.CLAIM, Edge.RESEND, Edge.CARRY_OVER, Edge.POSTPONE, Edge.BEGIN_DIAL, Edge.ACCEPT):
+                continue  # these fix their source: nothing to pass
+            if edge in (Edge.RECORD_CALL, Edge.SUPPRESS):
+                continue
+            with engine.begin() as conn, pytest.raises(job_store.IllegalTransition):
+                call(conn, jobs[source], source)
+    with engine.connect() as conn:
+        for state, job in jobs.items():
+            after = job_store.get_job(conn, job.id)
+            assert after is not None and after.state == state and after.state_changed_at == NOW
+            assert job_store.job_events_of(conn, job.id) == []
+
+
+def test_settle_goes_where_the_policy_says_and_refuses_the_rest(engine: Engine) -> None:
+    with engine.begin() as conn:
+        job = job_in(conn, JobState.ACCEPTED)
+        with pytest.raises(job_store.IllegalTransition):
+            job_store.settle(conn, job.id, JobState.ACCEPTED, JobState.DIALING, LATER, None)
+        assert job_store.settle(conn, job.id, JobState.ACCEPTED, JobState.EXHAUSTED, LATER, "busy", "outcome busy")
+        (event,) = job_store.job_events_of(conn, job.id)
+        moved = job_store.get_job(conn, job.id)
+    assert moved is not None and moved.state == JobState.EXHAUSTED and moved.reason == "busy"
+    assert (event.from_state, event.to_state, event.reason) == ("accepted", "exhausted", "outcome busy")
+
+
+def test_begin_dial_is_one_statement_on_postgresql(engine: Engine) -> None:
+    """The dispatch hot path: ``queued -> dialing``, its event and the attempt row in one round trip
+    on PostgreSQL (data-modifying CTEs); SQLite, in-process, runs them in turn."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with engine.begin() as conn:
+        job = job_in(conn, JobState.QUEUED)
+        event.listen(conn, "before_cursor_execute", count)
+        start = job_store.begin_dial(conn, job, "callkaro", LATER)
+        event.remove(conn, "before_cursor_execute", count)
+        assert start is not None and start.number == 1
+        assert [(e.from_state, e.to_state, e.attempt) for e in job_store.job_events_of(conn, job.id)] == [
+            ("queued", "dialing", 1)
+        ]
+        assert [(a.number, a.seq, a.provider) for a in job_store.attempts_of(conn, job.id)] == [(1, 1, "callkaro")]
+    assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
