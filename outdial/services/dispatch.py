@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from sqlalchemy import Connection, Engine
 
-from outdial import logs, metrics
+from outdial import faults, logs, metrics
 from outdial.models import CampaignState, JobState
 from outdial.services.outcomes import replay_unmatched
 from outdial.services.pacing.pacer import Gate, Pacer
@@ -81,6 +81,7 @@ class Dispatcher:
                     )
                 return f"paced:{gate.reason}"
         if not unpaced:
+            faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)  # chaos suite only (outdial.faults)
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
             now += timedelta(seconds=time.monotonic() - started)
             with self.engine.begin() as conn:
