@@ -206,9 +206,19 @@ class Faults:
             self.check_workers()
         return f"restart redis {times} times (down {downs} s), workers left running"
 
-    def stop_worker_before_dial(self, timeout_s: float = 90.0) -> str:
+    def stop_worker_before_dial(self, tries: int = 4) -> str:
         """SIGSTOP a worker between its read of a job and ``queued -> dialing``, and SIGCONT it only
-        once that job was queued again for a later attempt: its stale read must not dial."""
+        once that job was queued again for a later attempt: its stale read must not dial. A job
+        whose first attempt ends it (completed) gives no later attempt, so up to ``tries`` jobs."""
+        done = []
+        for _ in range(tries):
+            what, raced = self._stop_one_worker_before_dial()
+            done.append(what)
+            if raced:
+                break
+        return "; ".join(done)
+
+    def _stop_one_worker_before_dial(self, timeout_s: float = 60.0) -> tuple[str, bool]:
         from outdial.faults import Point
         from outdial.models import TERMINAL_STATES
 
@@ -221,23 +231,24 @@ class Faults:
         while not stopped.exists() or not stopped.read_text():
             if time.monotonic() > deadline:
                 (self.fault_dir / f"{Point.BEFORE_BEGIN_DIAL}.armed").unlink(missing_ok=True)
-                return "no worker reached the stop point"
+                return "no worker reached the stop point", False
             time.sleep(0.05)
         pid, job_id = (int(v) for v in stopped.read_text().split())
         first = self._job(job_id)
-        seen = first
+        seen, raced = first, False
         deadline = time.monotonic() + timeout_s
         # Queued again with more attempts used than when it was read: the stale read's moment.
         while time.monotonic() < deadline:
             seen = self._job(job_id)
             if seen is not None and first is not None and seen[1] > first[1] and seen[0] == "queued":
+                raced = True
                 break
             if seen is not None and seen[0] in TERMINAL_STATES:
                 break  # it ended without a later attempt: nothing left to race
             time.sleep(0.1)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGCONT)
-        return f"SIGSTOP worker pid {pid} before dialling job {job_id} {first} until {seen}, then SIGCONT"
+        return f"SIGSTOP worker pid {pid} before dialling job {job_id} {first} until {seen}, then SIGCONT", raced
 
     def _job(self, job_id: int) -> tuple[str, int] | None:
         from sqlalchemy import select
