@@ -1,9 +1,13 @@
-"""The chaos suite: ``python -m bench chaos [--quick] [--seed N] [--leads N]``.
+"""The chaos suite: ``python -m bench chaos [--quick] [--seed N | --seeds 1,2,3] [--leads N]``.
 
 Thousands of leads over the five simulated providers with injected 429s, 5xx,
 time-outs, dropped connections and duplicated webhooks, while workers are
 killed with SIGKILL, Redis and PostgreSQL restart and the leading scheduler is
-killed. Then the invariant checker reads the database and the simulators'
+killed; Redis is also emptied with FLUSHALL while everything runs, restarted
+several times in a row under workers that must stay up (the harness never
+restarts them, and counts any that exit), and a worker is stopped with SIGSTOP
+between its read of a job and its state change until that job is queued for a
+later attempt (``outdial.faults``). Then the invariant checker reads the database and the simulators'
 counts, and the report is printed as one JSON object on the last line.
 
 Everything runs on private servers (a Redis and a PostgreSQL cluster of its
@@ -13,6 +17,7 @@ own, on private ports), so the restarts disturb nobody else on the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -121,6 +126,8 @@ def environment(
         # The run is about delivery under faults; a breaker pausing accounts would only hide them.
         "OUTDIAL_BREAKER_MIN_CALLS": "1000000",
         "OUTDIAL_LOG_FORMAT": "json",
+        # Lets the harness stop a worker at an exact point of its dispatch (outdial.faults).
+        "OUTDIAL_FAULT_DIR": str(workdir / "faults"),
     }
 
 
@@ -151,18 +158,116 @@ def enqueue_leads(count: int, accounts: list[str], seed: int) -> None:
 class Faults:
     """The faults of one run, in an order drawn from the seed."""
 
-    def __init__(self, stack: Stack, redis_server: PrivateRedis, postgres: PrivatePostgres | None, seed: int):
+    def __init__(
+        self,
+        stack: Stack,
+        redis_server: PrivateRedis,
+        postgres: PrivatePostgres | None,
+        seed: int,
+        fault_dir: Path | None = None,
+        database_url: str | None = None,
+    ):
         self.stack, self.redis_server, self.postgres = stack, redis_server, postgres
         self.rng = random.Random(seed)
         self.log: list[dict[str, Any]] = []
+        self.fault_dir, self.database_url = fault_dir, database_url
+        # Workers that exited on their own (not by a SIGKILL of the harness): each one is a violation.
+        self.worker_exits: list[dict[str, Any]] = []
 
     def plan(self, count: int) -> list[Callable[[], str]]:
         kinds: list[Callable[[], str]] = [self.kill_worker, self.kill_worker, self.kill_leader, self.restart_redis]
+        kinds += [self.flushall, self.restart_redis_repeatedly]
         if self.postgres is not None:
             kinds.append(self.restart_postgres)
-        order = [kinds[i % len(kinds)] for i in range(count)]
+        order = [kinds[i % len(kinds)] for i in range(max(count, len(kinds)))]
         self.rng.shuffle(order)
+        if self.fault_dir is not None and self.database_url is not None:
+            # First, while most jobs are still to dial: a stopped reader needs a job that gets a later attempt.
+            order.insert(0, self.stop_worker_before_dial)
         return order
+
+    def check_workers(self) -> None:
+        """Record every worker that exited by itself; it is not restarted (it must never happen)."""
+        for name, proc in list(self.stack.processes.items()):
+            if name.startswith("worker") and proc.poll() is not None:
+                self.stack.processes.pop(name)
+                self.worker_exits.append({"worker": name, "status": proc.returncode})
+                print(f"chaos: {name} EXITED with status {proc.returncode}", file=sys.stderr)
+
+    def flushall(self) -> str:
+        redis.Redis.from_url(self.redis_server.url).flushall()
+        return "FLUSHALL (no restart)"
+
+    def restart_redis_repeatedly(self, times: int = 3) -> str:
+        downs = [round(self.rng.uniform(0.0, 1.5), 2) for _ in range(times)]
+        for down_s in downs:
+            self.redis_server.restart(down_s)
+            time.sleep(self.rng.uniform(1.0, 3.0))
+            self.check_workers()
+        return f"restart redis {times} times (down {downs} s), workers left running"
+
+    def stop_worker_before_dial(self, tries: int = 4) -> str:
+        """SIGSTOP a worker between its read of a job and ``queued -> dialing``, and SIGCONT it only
+        once that job was queued again for a later attempt: its stale read must not dial. A job
+        whose first attempt ends it (completed) gives no later attempt, so up to ``tries`` jobs."""
+        done = []
+        for _ in range(tries):
+            what, raced = self._stop_one_worker_before_dial()
+            done.append(what)
+            if raced:
+                break
+        return "; ".join(done)
+
+    def _stop_one_worker_before_dial(self, timeout_s: float = 60.0) -> tuple[str, bool]:
+        from outdial.faults import Point
+        from outdial.models import TERMINAL_STATES
+
+        assert self.fault_dir is not None and self.database_url is not None
+        self.fault_dir.mkdir(parents=True, exist_ok=True)
+        stopped = self.fault_dir / f"{Point.BEFORE_BEGIN_DIAL}.stopped"
+        stopped.unlink(missing_ok=True)
+        (self.fault_dir / f"{Point.BEFORE_BEGIN_DIAL}.armed").touch()
+        deadline = time.monotonic() + 30
+        while not stopped.exists() or not stopped.read_text():
+            if time.monotonic() > deadline:
+                (self.fault_dir / f"{Point.BEFORE_BEGIN_DIAL}.armed").unlink(missing_ok=True)
+                return "no worker reached the stop point", False
+            time.sleep(0.05)
+        pid, job_id = (int(v) for v in stopped.read_text().split())
+        first = self._job(job_id)
+        seen, raced = first, False
+        deadline = time.monotonic() + timeout_s
+        # Queued again with more attempts used than when it was read: the stale read's moment.
+        while time.monotonic() < deadline:
+            seen = self._job(job_id)
+            if seen is not None and first is not None and seen[1] > first[1] and seen[0] == "queued":
+                raced = True
+                break
+            if seen is not None and seen[0] in TERMINAL_STATES:
+                break  # it ended without a later attempt: nothing left to race
+            time.sleep(0.1)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)
+        return f"SIGSTOP worker pid {pid} before dialling job {job_id} {first} until {seen}, then SIGCONT", raced
+
+    def _job(self, job_id: int) -> tuple[str, int] | None:
+        from sqlalchemy import select
+
+        from outdial.models import Job
+        from outdial.store import table
+
+        assert self.database_url is not None
+        engine = make_engine(self.database_url)
+        try:
+            with engine.connect() as conn:
+                row = conn.execute(
+                    select(table(Job).c.state, table(Job).c.attempts_used).where(table(Job).c.id == job_id)
+                ).first()
+        except Exception:  # the database may be restarting
+            return None
+        finally:
+            engine.dispose()
+        return (str(row.state), int(row.attempts_used)) if row is not None else None
 
     def kill_worker(self) -> str:
         name = self.rng.choice([n for n in self.stack.processes if n.startswith("worker")])
@@ -196,6 +301,7 @@ class Faults:
             what = fault()
             self.log.append({"fault": what, "took_s": round(time.monotonic() - started, 2)})
             print(f"chaos: {what}", file=sys.stderr)
+            self.check_workers()
 
 
 def wait_until_settled(engine_url: str, timeout_s: float) -> None:
@@ -245,7 +351,7 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         os.environ.update(environment(workdir, accounts_file, database_url, redis_server.url, api_port, sim_port))
         reset_settings()
         stack = Stack(get_settings(), workdir / "logs", worker_args=["--pool", "threads", "--concurrency", "8"])
-        faults = Faults(stack, redis_server, postgres, seed)
+        faults = Faults(stack, redis_server, postgres, seed, workdir / "faults", database_url)
         stack.start()
         for extra in ("scheduler-2", "worker-2"):
             stack.spawn(extra.split("-")[0], extra)
@@ -255,6 +361,7 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         enqueue_leads(leads, names, seed)
         faults.run(fault_count, fault_every)
         wait_until_settled(database_url, timeout_s=90 if quick else 300)
+        faults.check_workers()
         # Nothing may dial while the two sides are read, or they would not describe the same moment.
         for name in [n for n in stack.processes if n.startswith(("scheduler", "worker"))]:
             stack.kill(name, signal.SIGTERM)
@@ -275,6 +382,8 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
             "seed": seed,
             "leads": leads,
             "faults": faults.log if faults is not None else [],
+            "worker_exits": len(faults.worker_exits) if faults is not None else 0,
+            "worker_exit_detail": faults.worker_exits if faults is not None else [],
             "postgres_restarts": "private cluster" if postgres is not None else "skipped: no private cluster",
             "seconds": round(time.monotonic() - started, 1),
             "logs": str(workdir / "logs"),
@@ -287,25 +396,51 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench chaos", description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the short run CI uses (under 3 minutes)")
     parser.add_argument("--seed", type=int, default=None, help="fixes the fault order and the injected faults")
+    parser.add_argument(
+        "--seeds", type=str, default=None, help="comma-separated seeds: one run each, a report for each"
+    )
     parser.add_argument("--leads", type=int, default=None)
     args = parser.parse_args(argv)
-    seed = args.seed if args.seed is not None else random.randrange(1_000_000)
-    report = run(args.quick, seed, args.leads)
+    if args.seeds:
+        seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
+    else:
+        seeds = [args.seed if args.seed is not None else random.randrange(1_000_000)]
     results = REPO_ROOT / "bench" / "results"
     results.mkdir(parents=True, exist_ok=True)
-    (results / f"chaos{'-quick' if args.quick else ''}.json").write_text(json.dumps(report, indent=2, default=str))
-    print(json.dumps(report, default=str))
-    ok = report["max_requests_per_attempt"] <= 1 and not any(
-        report[k]
+    failed: list[int] = []
+    for seed in seeds:
+        report = run(args.quick, seed, args.leads)
+        broken = failures(report)
+        report["invariants_broken"] = broken
+        name = f"chaos{'-quick' if args.quick else ''}{f'-seed{seed}' if len(seeds) > 1 else ''}.json"
+        (results / name).write_text(json.dumps(report, indent=2, default=str))
+        print(json.dumps(report, default=str))
+        print(f"chaos seed {seed}: {'every invariant holds' if not broken else 'BROKEN: ' + ', '.join(broken)}",
+              file=sys.stderr)  # fmt: skip
+        if broken:
+            failed.append(seed)
+    if len(seeds) > 1:
+        print(f"chaos: {len(seeds) - len(failed)} of {len(seeds)} seeds clean; failed: {failed}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def failures(report: dict[str, Any]) -> list[str]:
+    """The invariants a run's report breaks (empty: all hold)."""
+    broken = [] if report["max_requests_per_attempt"] <= 1 else ["max_requests_per_attempt"]
+    broken += [
+        k
         for k in (
             "jobs_not_terminal",
             "unexplained_request_mismatch",
             "calls_outside_window",
             "rate_over_limit",
             "concurrency_over_limit",
+            "calls_over_budget",
+            "worker_exits",
         )
-    )
-    return 0 if ok else 1
+        if report.get(k)
+    ]
+    return broken
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 - every job ended (nothing left in flight);
 - no attempt placed a call twice;
 - every call a provider took is recorded, or its job says the outcome is unknown;
+- no number got more calls than its job's budget (1 + retries);
 - no request was sent outside its job's effective window;
 - no provider saw more calls per second, or more concurrent calls, than its account allows.
 """
@@ -118,6 +119,14 @@ def check(
                     }
                 )
 
+    # The budget, from the providers' side: calls placed to a number against 1 + its retries.
+    over_budget: list[dict[str, Any]] = []
+    for job in jobs:
+        calls = placed.get(digits(job.number), 0)
+        budget = 1 + rules_for(job.timing, job.number, settings).retries
+        if calls > budget:
+            over_budget.append({"number": job.number, "calls_placed": calls, "budget": budget})
+
     over_rate: dict[str, str] = {}
     over_concurrency: dict[str, str] = {}
     for account in accounts.values():
@@ -134,6 +143,7 @@ def check(
         "jobs_by_state": dict(states),
         "jobs_not_terminal": sum(n for s, n in states.items() if s in ACTIVE_STATES),
         "max_requests_per_attempt": worst_attempt,
+        "calls_over_budget": len(over_budget),
         "unexplained_request_mismatch": mismatch,
         "calls_outside_window": sum(outside_window(job, settings) for job in jobs),
         "rate_over_limit": len(over_rate),
@@ -149,5 +159,10 @@ def check(
             }
             for name, a in accounts.items()
         },
-        "violations": {"rate": over_rate, "concurrency": over_concurrency, "mismatches": examples},
+        "violations": {
+            "rate": over_rate,
+            "concurrency": over_concurrency,
+            "mismatches": examples,
+            "over_budget": over_budget[:10],
+        },
     }

@@ -64,10 +64,11 @@ class PrivateRedis:
             self.process.wait(timeout=10)
             self.process = None
 
-    def restart(self) -> None:
-        """Stop and start again: everything it held (queues, locks, pacing) is gone, as after a crash."""
+    def restart(self, down_s: float = 0.5) -> None:
+        """Stop, stay down ``down_s``, start again: everything it held (queues, locks, pacing) is
+        gone, as after a crash."""
         self.stop()
-        time.sleep(0.5)
+        time.sleep(down_s)
         self.start()
 
 

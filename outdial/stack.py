@@ -7,6 +7,7 @@ stack can end each part and everything it started, and leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
@@ -23,6 +24,40 @@ from outdial.settings import Settings, get_settings, reset_settings
 from outdial.store.db import upgrade
 
 ROLES = ("simulator", "api", "scheduler", "worker")
+
+log = logging.getLogger(__name__)
+
+
+class PartGaveUp(RuntimeError):
+    """A part crashed fast too many times in a row: restarting it again would only spin."""
+
+
+@dataclass(frozen=True)
+class RestartPolicy:
+    """When ``outdial up`` starts a part again after it exited, and when it stops trying.
+
+    A part that ran at least ``fast_crash_s`` before it exited is restarted after the first
+    back-off: it was up, something passing killed it. One that exits sooner crashed fast; each
+    fast crash in a row doubles the wait, and after ``max_fast_crashes`` of them the stack gives up.
+    """
+
+    fast_crash_s: float = 30.0
+    max_fast_crashes: int = 5
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 30.0
+
+    def backoff_s(self, fast_crashes: int) -> float:
+        return min(self.backoff_cap_s, self.backoff_base_s * 2.0 ** max(0, fast_crashes - 1))
+
+
+@dataclass
+class _Life:
+    """What the supervisor knows of one named part."""
+
+    role: str
+    started_at: float
+    fast_crashes: int = 0
+    restart_at: float | None = None  # set while the part is down and waiting for its restart
 
 
 def fill_demo_credentials(settings: Settings) -> None:
@@ -49,6 +84,8 @@ class Stack:
     worker_args: list[str] = field(default_factory=lambda: ["--pool", "threads", "--concurrency", "64"])
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     redis: EmbeddedRedis | None = None
+    restart_policy: RestartPolicy = field(default_factory=RestartPolicy)
+    lives: dict[str, _Life] = field(default_factory=dict)
 
     def start(self) -> None:
         os.environ["OUTDIAL_DATABASE_URL"] = self.settings.resolved_database_url()
@@ -68,21 +105,58 @@ class Stack:
             self.spawn(role)
         self.wait_healthy()
 
+    def argv(self, role: str) -> list[str]:
+        """The command that runs one part."""
+        return [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
+
     def spawn(self, role: str, name: str | None = None) -> subprocess.Popen[bytes]:
         """Start one part (again) under ``name`` (default: the role), logging to ``<log_dir>/<name>.log``."""
         name = name or role
-        args = [sys.executable, "-m", "outdial", role, *(self.worker_args if role == "worker" else [])]
+        args = self.argv(role)
         with (self.log_dir / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 args, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
+        fast_crashes = self.lives[name].fast_crashes if name in self.lives else 0
+        self.lives[name] = _Life(role, time.monotonic(), fast_crashes)
         return self.processes[name]
 
     def kill(self, name: str, sig: signal.Signals = signal.SIGKILL) -> None:
         """Signal one part and everything it started, and wait for it (fault injection, restarts)."""
         proc = self.processes.pop(name)
+        self.lives.pop(name, None)
         _signal_group(proc, sig)
         proc.wait()
+
+    def supervise(self, now: float | None = None) -> None:
+        """Restart each part that exited, after its back-off; raise :class:`PartGaveUp` when one keeps
+        crashing fast. Call it every second or so (``outdial up`` does)."""
+        now = time.monotonic() if now is None else now
+        policy = self.restart_policy
+        for name, proc in list(self.processes.items()):
+            life = self.lives[name]
+            if proc.poll() is None:
+                if life.fast_crashes and now - life.started_at >= policy.fast_crash_s:
+                    life.fast_crashes = 0  # up long enough: its next exit starts a fresh count
+                continue
+            if life.restart_at is None:
+                uptime = now - life.started_at
+                life.fast_crashes = life.fast_crashes + 1 if uptime < policy.fast_crash_s else 0
+                if life.fast_crashes >= policy.max_fast_crashes:
+                    raise PartGaveUp(
+                        f"{name} exited with status {proc.returncode} {life.fast_crashes} times in a row, "
+                        f"each within {policy.fast_crash_s:.0f} s of its start; see {self.log_dir / name}.log"
+                    )
+                delay = policy.backoff_s(life.fast_crashes)
+                life.restart_at = now + delay
+                log.warning(
+                    "%s exited with status %s after %.1f s; restarting it in %.1f s (fast crash %d of %d allowed)",
+                    name, proc.returncode, uptime, delay, life.fast_crashes, policy.max_fast_crashes - 1,
+                )  # fmt: skip
+            elif now >= life.restart_at:
+                _signal_group(proc, signal.SIGKILL)  # whatever the dead part left in its group goes too
+                self.spawn(life.role, name)
+                log.warning("%s restarted", name)
 
     def wait_healthy(self, timeout_s: float = 60) -> None:
         s = self.settings
@@ -119,6 +193,7 @@ class Stack:
             _signal_group(proc, signal.SIGKILL)
             proc.wait()
         self.processes.clear()
+        self.lives.clear()
         if self.redis is not None:
             self.redis.stop()
             self.redis = None

@@ -61,7 +61,11 @@ def worker(
     argv = ["worker", "-E", f"--pool={pool}", f"--loglevel={loglevel}", "-Q", get_settings().queue]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
-    app.worker_main(argv)
+    # app.start, not app.worker_main: worker_main drops the worker's exit code, so a worker that
+    # stopped on an "Unrecoverable error" exited 0 and looked like a clean shutdown to supervisors.
+    code = app.start(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 def api(

@@ -19,13 +19,16 @@ from rich.table import Table
 
 from outdial.models import TERMINAL_STATES
 from outdial.settings import get_settings, reset_settings
-from outdial.stack import Stack
+from outdial.stack import PartGaveUp, Stack
 
 console = Console(stderr=True)
 
 
 def up() -> None:
     """Run the whole stack on this machine until Ctrl-C; with no settings, on the embedded default."""
+    from outdial.logs import setup_logging
+
+    setup_logging()  # the supervisor's lines (a part exited, restarted) go to stderr
     settings = get_settings()
     stack = Stack(settings, settings.data_dir / "logs")
     try:
@@ -35,12 +38,15 @@ def up() -> None:
             f"outdial is up: API http://{s.api_host}:{s.api_port}/docs, "
             f"simulator http://{s.simulator_host}:{s.simulator_port}, logs in {stack.log_dir}"
         )
-        console.print("Ctrl-C stops everything.")
+        console.print("Ctrl-C stops everything; a part that exits is started again.")
         while True:
-            stack.check_alive()
+            stack.supervise()
             time.sleep(1)
     except KeyboardInterrupt:
         console.print("stopping ...")
+    except PartGaveUp as exc:
+        console.print(f"[red]{exc}; stopping everything[/red]")
+        raise typer.Exit(1) from exc
     finally:
         stack.stop()
 

@@ -21,15 +21,18 @@ from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
 from outdial.services.breaker import BreakerCheck
 from outdial.services.outcomes import apply_late_matches
-from outdial.services.pacing.pacer import Pacer, queue_budget, sync_slots
+from outdial.services.pacing.pacer import Pacer, RecentSends, queue_budget, send_lease_s, sync_slots
 from outdial.services.providers.accounts import Account
 from outdial.services.rounds import Rounds
 from outdial.services.timing.rules import Closed, recheck
 from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
+from outdial.store import attempts as attempts_store
 from outdial.store import jobs as job_store
 
 log = logging.getLogger("outdial.scheduler")
+# Requests stamped by hosts whose clocks run up to this far behind still count after a Redis loss.
+RECENT_SENDS_MARGIN_S = 2.0
 
 SendJob = Callable[[int], None]
 
@@ -133,10 +136,24 @@ class Scheduler:
         with self.engine.connect() as conn:
             live, pending = job_store.live_calls(conn, now - timedelta(seconds=self.settings.slot_lease_s))
         s = self.settings
+        send_lease = send_lease_s(s)
         try:
-            sync_slots(self.pacer.slots, self.accounts, live, pending, s.slot_lease_s, s.slot_grace_s)
+            sync_slots(
+                self.pacer.slots, self.accounts, live, pending, s.slot_lease_s, s.slot_grace_s,
+                sends=self.pacer.sends, recent=lambda: self.recent_sends(now, send_lease), send_lease=send_lease,
+            )  # fmt: skip
         except RedisError as exc:
             log.warning("could not sync concurrency slots: %s", exc)
+
+    def recent_sends(self, now: datetime, send_lease: float) -> dict[str, RecentSends]:
+        """The requests that may still count in each account's send window, read after Redis lost it.
+        The margin covers clocks of other hosts a little behind this one."""
+        margin = timedelta(seconds=RECENT_SENDS_MARGIN_S)
+        with self.engine.connect() as conn:
+            found = attempts_store.recent_requests_by_account(
+                conn, now - timedelta(seconds=send_lease) - margin, now - timedelta(seconds=1) - margin
+            )
+        return {name: RecentSends(in_flight, answered) for name, (in_flight, answered) in found.items()}
 
     def reconcile(self, now: datetime, report: TickReport) -> None:
         """Move on jobs stuck in flight: lost messages, dead workers, outcomes that never came."""

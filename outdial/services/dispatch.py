@@ -15,7 +15,7 @@ from enum import StrEnum
 import httpx
 from sqlalchemy import Connection, Engine
 
-from outdial import logs, metrics
+from outdial import faults, logs, metrics
 from outdial.models import CampaignState, JobState
 from outdial.services.outcomes import replay_unmatched
 from outdial.services.pacing.pacer import Gate, Pacer
@@ -114,6 +114,7 @@ class Dispatcher:
                     job_store.postpone(conn, job.id, now, f"paced: {gate.reason}", next_due_at=gate.retry_at)
                 return Dispatched(Step.PACED, gate.reason)
         if not unpaced:
+            faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)  # chaos suite only (outdial.faults)
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
             now += timedelta(seconds=time.monotonic() - started)
             with self.engine.begin() as conn:

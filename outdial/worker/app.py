@@ -13,13 +13,23 @@ from celery import Celery
 from outdial.embedded import broker_url
 from outdial.logs import install_celery_logging
 from outdial.settings import Settings, get_settings
+from outdial.worker.transport import TRANSPORT
 
 DISPATCH_TASK = "outdial.dispatch_call"
 
 
+def broker_transport(url: str) -> str | None:
+    """Our Redis transport for ``redis://`` URLs (it keeps workers alive through a Redis restart,
+    see :mod:`outdial.worker.transport`); any other scheme keeps the transport kombu picks from it
+    (``rediss://`` must, for kombu's TLS defaults are tied to that scheme name)."""
+    return TRANSPORT if url.startswith("redis://") else None
+
+
 def celery_config(settings: Settings) -> dict[str, Any]:
+    url = broker_url(settings)
     return dict(
-        broker_url=broker_url(settings),
+        broker_url=url,
+        broker_transport=broker_transport(url),
         # Outcomes live in the database; a result backend would only duplicate them.
         task_ignore_result=True,
         task_serializer="json",

