@@ -7,6 +7,7 @@ runs on one server do not meet); each test starts from empty tables.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -132,3 +133,21 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def _logging_errors_fail(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests log at INFO (``log_level`` in pyproject.toml); a line any handler fails to emit fails the test.
+
+    A bad ``extra=`` key raises in the caller at INFO already; this catches the rest (a
+    formatter that raises, arguments that do not fit the message), from any thread.
+    """
+    errors: list[str] = []
+
+    def handle_error(_handler: logging.Handler, record: logging.LogRecord) -> None:
+        errors.append(f"{record.name}: {record.msg!r} % {record.args!r}")
+
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    monkeypatch.setattr(logging.Handler, "handleError", handle_error)
+    yield
+    assert not errors, f"logging failed: {errors}"

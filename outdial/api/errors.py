@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
+from outdial import logs
 from outdial.services.timing.spec import SpecError
 
 log = logging.getLogger("outdial.api")
@@ -80,7 +81,7 @@ def install(app: FastAPI) -> None:
     async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the models let through (say a NUL in a text column on
         # PostgreSQL). The caller's input, so a 4xx; logged, since a model should have caught it.
-        log.warning("database refused a value", extra={"error": str(exc.orig)[:200]})
+        log.warning("database refused a value", extra=logs.fields(error=str(exc.orig)[:200]))
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
         return JSONResponse({"detail": error.detail}, status_code=422)
 

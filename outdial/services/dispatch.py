@@ -96,7 +96,7 @@ class Dispatcher:
             "attempt_id": start.attempt_id,
             "account": account.name,
         }
-        log.info("dialing", extra=extra)
+        log.info("dialing", extra=logs.fields(**extra))
         ticket = self.pacer.clear_to_send(account, str(start.attempt_id)) if self.pacer is not None else None
         if self.pacer is not None and ticket is None:
             # Nothing left: the job waits for a later turn like any transport trouble, budget untouched.
@@ -111,7 +111,7 @@ class Dispatcher:
             self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
         if self.pacer is not None:
             self.pacer.after(account, job.to_number, gate, sent.result)
-        log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
+        log.info("dialed", extra=logs.fields(**extra, verdict=sent.result.verdict, http_status=sent.result.http_status))
         return str(sent.result.verdict)
 
     def _paced(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> bool:

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from outdial import logs
 from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, unknown_account
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, enqueue_call
@@ -115,7 +116,7 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
     """Enqueue one call: the fields of ``POST /calls``'s body, plus an optional ``idempotency_key``."""
     settings = get_settings()
     result = enqueue_from_kwargs(get_engine(), settings, _accounts(settings.accounts_file), kwargs, datetime.now(UTC))
-    log.info("call enqueued", extra={"job_id": result["job_id"], "created": result["created"]})
+    log.info("call enqueued", extra=logs.fields(job_id=result["job_id"], created=result["created"]))
     return result
 
 
@@ -123,5 +124,5 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
 def import_leads_task(**kwargs: Any) -> dict[str, object]:
     """Import a CSV lead file the workers can read: ``campaign``, ``path``, and the import's options."""
     summary = import_from_kwargs(get_engine(), get_settings(), kwargs)
-    log.info("leads imported", extra={"campaign": kwargs.get("campaign"), **summary})
+    log.info("leads imported", extra=logs.fields(campaign=kwargs.get("campaign"), **summary))
     return summary

@@ -7,6 +7,7 @@ this test's own queue; the caller is a bare ``Celery(broker=...)`` with
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
+from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -120,6 +121,43 @@ def test_the_api_and_the_task_make_the_same_job(
     # The caller finds its job through the key.
     found = http.get("/jobs", params={"idempotency_key": "via-celery"}).json()
     assert [j["id"] for j in found] == [by_task["id"]]
+
+
+def test_enqueue_call_succeeds_with_logging_at_info(worker: Callable[..., None], engine: Engine) -> None:
+    """The task logs its line at INFO and ends in SUCCESS (a bad ``extra=`` key once failed every one)."""
+    states: dict[str, str] = {}
+    lines: list[logging.LogRecord] = []
+
+    def succeeded(sender: Any = None, **_: Any) -> None:
+        if sender.name == ENQUEUE_TASK:
+            states[sender.request.id] = "SUCCESS"
+
+    def failed(sender: Any = None, task_id: str = "", exception: BaseException | None = None, **_: Any) -> None:
+        if sender.name == ENQUEUE_TASK:
+            states[task_id] = f"FAILURE: {exception!r}"
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record)
+
+    task_log = logging.getLogger("outdial.intake_tasks")
+    handler, level = Lines(logging.INFO), task_log.level
+    task_log.addHandler(handler)
+    task_log.setLevel(logging.INFO)
+    signals.task_success.connect(succeeded, weak=False)
+    signals.task_failure.connect(failed, weak=False)
+    try:
+        worker(ENQUEUE_TASK, **BODY, idempotency_key="logged")
+        wait_for(lambda: bool(states))
+    finally:
+        signals.task_success.disconnect(succeeded)
+        signals.task_failure.disconnect(failed)
+        task_log.removeHandler(handler)
+        task_log.setLevel(level)
+    assert list(states.values()) == ["SUCCESS"]
+    assert keyed(engine, "logged")
+    (line,) = [r for r in lines if r.getMessage() == "call enqueued"]
+    assert line.created_ is True and line.job_id == job_rows(engine)[0]["id"]  # type: ignore[attr-defined]
 
 
 def test_a_repeated_key_never_makes_a_second_job(
