@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -233,6 +234,7 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
     started = time.monotonic()
     stack: Stack | None = None
     faults: Faults | None = None
+    report: dict[str, Any] | None = None
     try:
         redis_server.start()
         if postgres is not None:
@@ -270,6 +272,8 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         redis_server.stop()
         if postgres is not None:
             postgres.stop()
+        tidy(workdir, keep_logs=report is None or bool(broken(report)))
+    assert report is not None  # an exception above has left already
     report.update(
         {
             "seed": seed,
@@ -277,10 +281,39 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
             "faults": faults.log if faults is not None else [],
             "postgres_restarts": "private cluster" if postgres is not None else "skipped: no private cluster",
             "seconds": round(time.monotonic() - started, 1),
-            "logs": str(workdir / "logs"),
+            "logs": str(workdir / "logs") if workdir.exists() else "removed (the run kept every promise)",
+            "workdir": str(workdir),
         }
     )
     return report
+
+
+INVARIANTS = (
+    "jobs_not_terminal",
+    "unexplained_request_mismatch",
+    "calls_outside_window",
+    "rate_over_limit",
+    "concurrency_over_limit",
+)
+
+
+def broken(report: dict[str, Any]) -> list[str]:
+    """The promises a report shows broken (empty: the run kept them all)."""
+    over = ["max_requests_per_attempt"] if report["max_requests_per_attempt"] > 1 else []
+    return over + [key for key in INVARIANTS if report[key]]
+
+
+def tidy(workdir: Path, keep_logs: bool) -> None:
+    """Remove the run's folder (its servers' data is tens of MB); a failed run keeps only its logs."""
+    if not keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    for part in workdir.iterdir():
+        if part.name != "logs":
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -295,17 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     results.mkdir(parents=True, exist_ok=True)
     (results / f"chaos{'-quick' if args.quick else ''}.json").write_text(json.dumps(report, indent=2, default=str))
     print(json.dumps(report, default=str))
-    ok = report["max_requests_per_attempt"] <= 1 and not any(
-        report[k]
-        for k in (
-            "jobs_not_terminal",
-            "unexplained_request_mismatch",
-            "calls_outside_window",
-            "rate_over_limit",
-            "concurrency_over_limit",
-        )
-    )
-    return 0 if ok else 1
+    return 1 if broken(report) else 0
 
 
 if __name__ == "__main__":

@@ -47,8 +47,12 @@ class Dispatcher:
 
     def dispatch(self, job_id: int, now: datetime | None = None) -> str:
         """Place job ``job_id`` if it is still queued and callable; what happened, as a word."""
-        now = now or datetime.now(UTC)
+        began = now = now or datetime.now(UTC)
         started = time.monotonic()
+
+        def clock() -> datetime:  # this dispatch's "now", moved on by the time it has taken
+            return began + timedelta(seconds=time.monotonic() - started)
+
         with self.engine.begin() as conn:
             job = job_store.job_to_dispatch(conn, job_id)
             if job is None:
@@ -67,8 +71,8 @@ class Dispatcher:
             # one transaction (one pool checkout and one BEGIN/COMMIT less than the paced path).
             unpaced = not self._paced(account, job.campaign_id, held)
             if unpaced:
-                now += timedelta(seconds=time.monotonic() - started)
-                start = job_store.begin_dial(conn, job, account.provider, now)
+                now = clock()
+                begun = self._begin(conn, job, account.provider, now)
         attempt = job.attempts_used + (0 if job.transport_retries else 1)
         gate = Gate(True)
         if self.pacer is not None and not unpaced:
@@ -82,13 +86,14 @@ class Dispatcher:
                 return f"paced:{gate.reason}"
         if not unpaced:
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
-            now += timedelta(seconds=time.monotonic() - started)
+            now = clock()
             with self.engine.begin() as conn:
-                start = job_store.begin_dial(conn, job, account.provider, now)
+                begun = self._begin(conn, job, account.provider, now)
+        start, open_until = (None, now) if isinstance(begun, str) else begun
         if start is None:
             if self.pacer is not None:
                 self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
-            return "skipped:raced"
+            return begun if isinstance(begun, str) else "skipped:raced"
         extra = {
             "job_id": job_id,
             "campaign_id": job.campaign_id,
@@ -97,9 +102,14 @@ class Dispatcher:
             "account": account.name,
         }
         log.info("dialing", extra=logs.fields(**extra))
-        ticket = self.pacer.clear_to_send(account, str(start.attempt_id)) if self.pacer is not None else None
-        if self.pacer is not None and ticket is None:
-            # Nothing left: the job waits for a later turn like any transport trouble, budget untouched.
+        # The wait for room to send ends with the window (rule 7): the request leaves inside it or not at all.
+        room_s = (open_until - clock()).total_seconds()
+        ticket = None
+        if self.pacer is not None and room_s > 0:
+            ticket = self.pacer.clear_to_send(account, str(start.attempt_id), min(5.0, room_s))
+        if room_s <= 0 or (self.pacer is not None and ticket is None):
+            # Nothing left: the job waits for a later turn like any transport trouble, budget untouched;
+            # the scheduler's own rule-7 check then carries it over or expires it.
             sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code="pacing_wait", message="no room to send"), 0.0)
         else:
             sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
@@ -108,7 +118,9 @@ class Dispatcher:
         metrics.observe_dial(account.provider, str(sent.result.verdict), sent.latency_ms, start.due_at, now)
         done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:
-            self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
+            # The attempt's time becomes the moment the request was written, the one rule 7 is about.
+            written = None if sent.written_at is None else began + timedelta(seconds=sent.written_at - started)
+            self._record(conn, job, start, account, sent.result, sent.latency_ms, done, written)
         if self.pacer is not None:
             self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra=logs.fields(**extra, verdict=sent.result.verdict, http_status=sent.result.http_status))
@@ -141,9 +153,14 @@ class Dispatcher:
             if state == CampaignState.PAUSED:
                 job_store.set_state(conn, job.id, JobState.QUEUED, JobState.SCHEDULED, now)
                 return "paused"
+        open_until = self._open_until(conn, job, now)
+        return open_until if isinstance(open_until, str) else calls_per_minute
+
+    def _open_until(self, conn: Connection, job: AnyRow, now: datetime) -> datetime | str:
+        """Rule 7 at ``now``: when the job's open window closes; if it has closed, it carries over or expires."""
         if job.window_end is not None and now < job.window_end:
-            return calls_per_minute
-        # Rule 7: the window may have closed while the job waited in the broker.
+            return job.window_end  # type: ignore[no-any-return]
+        # The window may have closed while the job waited in the broker, or for its pacing turn.
         step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
         if isinstance(step, Closed):
             job_store.set_state(conn, job.id, JobState.QUEUED, step.outcome, now, reason=step.reason)
@@ -151,7 +168,20 @@ class Dispatcher:
         if step.at > now:
             job_store.reschedule(conn, job.id, JobState.QUEUED, step.at, step.window[1], now)
             return "carried_over"
-        return calls_per_minute
+        return step.window[1]
+
+    def _begin(
+        self, conn: Connection, job: AnyRow, provider: str, now: datetime
+    ) -> tuple[job_store.DialStart | None, datetime] | str:
+        """``queued -> dialing`` stamped ``now``, if the window is still open then; and when it closes.
+
+        :meth:`_hold` checked before the pacing wait and the database round trips;
+        under load those take seconds, enough for a window to close in between.
+        """
+        open_until = self._open_until(conn, job, now)
+        if isinstance(open_until, str):
+            return open_until
+        return job_store.begin_dial(conn, job, provider, now), open_until
 
     def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | str:
         account = self.accounts.get(job.account)
@@ -182,10 +212,12 @@ class Dispatcher:
         result: DialResult,
         latency_ms: float,
         now: datetime,
+        written: datetime | None = None,
     ) -> None:
         job_store.record_response(
             conn,
             start.attempt_id,
+            **({} if written is None else {"requested_at": written}),
             responded_at=now,
             latency_ms=latency_ms,
             http_status=result.http_status,

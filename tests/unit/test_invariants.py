@@ -58,6 +58,11 @@ def test_jobs_in_flight_and_requests_outside_the_window_are_counted() -> None:
     report = check([in_flight, outside], sim({"+12125550100": 1, "+12125550101": 1}), ACCOUNTS, Settings())
     assert report["jobs_not_terminal"] == 1
     assert report["calls_outside_window"] == 1
+    # The offending job is shown in full: its number, rules, and the windows around the request.
+    (shown,) = report["violations"]["outside_window"]
+    assert shown["number"] == "+12125550101" and shown["timing"]["max_trigger_time"] == "12:00"
+    (request,) = shown["requests"]
+    assert request["windows"] and all(not (a <= request["requested_at"] < b) for a, b in request["windows"])
 
 
 def test_limits_are_judged_from_the_provider_side() -> None:
