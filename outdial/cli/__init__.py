@@ -15,7 +15,9 @@ from outdial.cli.plan import plan
 from outdial.cli.status import export, status
 from outdial.cli.up import demo, up
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns.")
+app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, add_completion=False, help="Outbound AI-voice call campaigns."
+)
 app.command()(up)
 app.command()(demo)
 app.command()(run.scheduler)

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import Engine
 
-from outdial.services.campaigns import CampaignError, create_campaign
-from outdial.services.providers.accounts import AccountError, load_accounts
-from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
-from outdial.settings import get_settings
-from outdial.store import campaigns as campaign_store
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
-campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: create and list them.")
+    from outdial.services.timing.spec import TimingFields
+
+campaign_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="Campaigns: create and list them.")
 
 # The command's option for each timing field, so an error names what the user typed.
 OPTION_OF = {
@@ -75,6 +70,10 @@ def parse_gaps(values: list[str]) -> int | list[int] | None:
 
 def timing_fields(given: dict[str, Any]) -> TimingFields:
     """The campaign's timing layer, validated; :class:`InputError` names the option."""
+    from pydantic import ValidationError
+
+    from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
+
     try:
         fields = TimingFields.model_validate(given)
     except ValidationError as exc:
@@ -132,6 +131,11 @@ def create(
     json_out: bool = typer.Option(False, "--json", help="Print the campaign as JSON."),
 ) -> None:
     """Create a campaign on an account, with the timing its leads inherit (SPEC 5)."""
+    from outdial.services.campaigns import CampaignError, create_campaign
+    from outdial.services.providers.accounts import AccountError, load_accounts
+    from outdial.settings import get_settings
+    from outdial.store import campaigns as campaign_store
+
     settings = get_settings()
     try:
         given: dict[str, Any] = {
@@ -184,6 +188,11 @@ def create(
 @campaign_app.command("list")
 def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print the campaigns as JSON.")) -> None:
     """Every campaign, with its state, round and number of leads."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from outdial.store import campaigns as campaign_store
+
     engine = open_engine()
     with engine.connect() as conn:
         rows = campaign_store.all_campaigns(conn)

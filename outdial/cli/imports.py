@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from outdial.cli.campaigns import fail, open_engine
-from outdial.services.intake.csv_import import ImportFailed, import_csv
-from outdial.settings import get_settings
 
 
 def import_command(
@@ -29,6 +27,9 @@ def import_command(
     duplicate (already in the campaign or earlier in the file) or suppressed
     (on the do-not-call list). A file that cannot be read at all imports nothing.
     """
+    from outdial.services.intake.csv_import import ImportFailed, import_csv
+    from outdial.settings import get_settings
+
     try:
         summary = import_csv(
             open_engine(), get_settings(), campaign, file, default_region=default_region, phone_column=phone_column

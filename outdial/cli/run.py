@@ -10,9 +10,7 @@ import sys
 
 import typer
 
-from outdial.settings import get_settings
-
-db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+db_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The database schema.")
 
 
 @db_app.command("upgrade")
@@ -28,6 +26,7 @@ def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
     from outdial.logs import setup_logging
     from outdial.scheduler.process import build
+    from outdial.settings import get_settings
 
     setup_logging()
     stopping = False
@@ -53,6 +52,7 @@ def worker(
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
+    from outdial.settings import get_settings
     from outdial.worker.app import app
 
     if concurrency < 0:
@@ -71,6 +71,8 @@ def api(
     """The HTTP API (OpenAPI at /docs), provider webhooks included."""
     import uvicorn
 
+    from outdial.settings import get_settings
+
     settings = get_settings()
     uvicorn.run(
         "outdial.api.app:create_app",
@@ -87,6 +89,8 @@ def simulator(
 ) -> None:
     """Every provider's simulated API, in one process on one port."""
     import uvicorn
+
+    from outdial.settings import get_settings
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

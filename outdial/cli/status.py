@@ -7,25 +7,16 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.panel import Panel
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
 
-from outdial.models import ACTIVE_STATES, JobState
-from outdial.services import export as job_export
-from outdial.services.progress import snapshot
-from outdial.store import AnyRow
-from outdial.store import campaigns as campaign_store
-from outdial.store.db import get_engine
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from sqlalchemy import Engine
 
-ACTIVE = {s.value for s in ACTIVE_STATES}
+    from outdial.store import AnyRow
+
 STATE_STYLE = {
     "completed": "green",
     "exhausted": "yellow",
@@ -38,6 +29,8 @@ STATE_STYLE = {
 
 
 def _find(engine: Engine, name: str) -> AnyRow:
+    from outdial.store import campaigns as campaign_store
+
     with engine.connect() as conn:
         campaign = campaign_store.by_name(conn, name)
     if campaign is None:
@@ -47,6 +40,9 @@ def _find(engine: Engine, name: str) -> AnyRow:
 
 
 def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
+    from outdial.services.progress import snapshot
+    from outdial.store import campaigns as campaign_store
+
     with engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
         assert campaign is not None
@@ -55,6 +51,14 @@ def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
 
 def render(snap: dict[str, Any]) -> RenderableType:
     """One snapshot as a panel: progress, jobs per state, dial rate, next due time, outcomes, errors."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from outdial.models import ACTIVE_STATES, JobState
+
     total, done = snap["jobs"], snap["done"]
     head = Text.assemble(
         (f"{snap['campaign']}", "bold"),
@@ -70,7 +74,7 @@ def render(snap: dict[str, Any]) -> RenderableType:
     states = Table(title="jobs", title_justify="left", show_header=False, box=None, padding=(0, 2))
     for state in JobState:
         n = snap["counts"].get(state.value, 0)
-        if n or state.value in ACTIVE:
+        if n or state in ACTIVE_STATES:
             states.add_row(Text(state.value, style=STATE_STYLE.get(state.value, "cyan")), str(n))
 
     rate = snap["dial_rate"]
@@ -102,6 +106,11 @@ def status(
 
     Refreshes until every job is in a final state, or Ctrl-C.
     """
+    from rich.console import Console
+    from rich.live import Live
+
+    from outdial.store.db import get_engine
+
     engine = get_engine()
     found = _find(engine, campaign)
     snap = take_snapshot(engine, found.id)
@@ -127,6 +136,9 @@ def export(
 
     Cells a spreadsheet would run as a formula (starting = + - @) are written with a leading apostrophe.
     """
+    from outdial.services import export as job_export
+    from outdial.store.db import get_engine
+
     engine = get_engine()
     found = _find(engine, campaign)
     with engine.connect() as conn:
