@@ -34,16 +34,15 @@ def problems(errors: Iterable[Any], where: str = "body") -> list[dict[str, Any]]
     out = []
     for error in errors:
         loc = list(error.get("loc", ()))
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            # FastAPI puts the character offset where a field name goes: no field is at fault, the body is.
+            offsets = [p for p in loc if isinstance(p, int)]
+            loc = [p for p in loc if not isinstance(p, int)] or ["body"]
+            msg = f"{msg} at character {offsets[0]}" if offsets else msg
         if where and (not loc or loc[0] not in ("body", "query", "path", "header", "form", "cookie")):
             loc = [where, *loc]
-        out.append(
-            {
-                "loc": loc,
-                "field": _field(loc),
-                "msg": str(error.get("msg", "")).removeprefix("Value error, "),
-                "type": error.get("type"),
-            }
-        )
+        out.append({"loc": loc, "field": _field(loc), "msg": msg, "type": error.get("type")})
     return out
 
 

@@ -29,7 +29,7 @@ def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]
         default_gap_minutes=settings.default_gap_minutes,
     )
     try:
-        result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s))
+        result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s), now)
     except OverflowError:
         # A start within days of year 1 or 9999: the 8-day search leaves the calendar.
         field = "schedule_at" if spec.schedule_at is not None else "--now"

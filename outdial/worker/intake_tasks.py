@@ -80,7 +80,7 @@ def enqueue_from_kwargs(
         raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None
     except ValueError as exc:
         raise TaskRefused(f"to_number: {exc}") from None
-    return {"job_id": result.job_id, "state": result.state, "created": result.created}
+    return result.as_dict()
 
 
 def import_from_kwargs(engine: Engine, settings: Settings, kwargs: dict[str, Any]) -> dict[str, object]:
