@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import typer
 
 from outdial.cli import ops, run
@@ -41,7 +44,31 @@ app.add_typer(keys_app, name="keys")
 @app.callback()
 def _root() -> None:
     """Outbound AI-voice call campaigns, scheduled in the callee's time."""
+    load_env_file()
+
+
+def load_env_file() -> None:
+    """Read ``./.env`` (or the file ``OUTDIAL_ENV_FILE`` names) into the environment, as compose does.
+
+    A variable already set wins. Every command, and every part ``outdial up`` starts,
+    then sees the same settings and credentials from any shell.
+    """
+    path = Path(os.environ.get("OUTDIAL_ENV_FILE", ".env"))
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as exc:  # the one translation point: see outdial/cli/errors.py
+        from outdial.cli.errors import explain
+
+        explained = explain(exc)
+        if explained is None:
+            raise
+        message, status = explained
+        typer.echo(f"error: {message}", err=True)
+        raise SystemExit(status) from None

@@ -24,11 +24,14 @@ def db_upgrade() -> None:
 
 def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
+    from outdial.cli.errors import redis_answers
+    from outdial.embedded import broker_url
     from outdial.logs import setup_logging
     from outdial.scheduler.process import build
     from outdial.settings import get_settings
 
     setup_logging()
+    redis_answers(broker_url(get_settings()), "the scheduler")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -52,7 +55,11 @@ def worker(
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
+    from outdial.cli.errors import redis_answers
+    from outdial.embedded import broker_url
     from outdial.settings import get_settings
+
+    redis_answers(broker_url(get_settings()), "the worker")
     from outdial.worker.app import app
 
     if concurrency < 0:

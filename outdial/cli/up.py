@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import socket
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from outdial.settings import Settings
     from outdial.stack import Stack
 
 
@@ -29,12 +31,38 @@ def console() -> Console:
     return Console(stderr=True)
 
 
+def refuse_to_share(settings: Settings) -> None:
+    """Fail at once if the stack's ports are taken or its Redis does not answer, naming the setting to change.
+
+    Otherwise a second stack's health checks would reach the first one's API and say "up".
+    """
+    from outdial.cli.errors import redis_answers
+    from outdial.errors import ConfigError
+
+    ports = [
+        (settings.api_host, settings.api_port, "OUTDIAL_API_PORT"),
+        (settings.simulator_host, settings.simulator_port, "OUTDIAL_SIMULATOR_PORT"),
+    ]
+    for host, port, setting in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise ConfigError(
+                    f"port {port} on {host} is taken (another `outdial up`?): stop it, or set {setting} to a free port"
+                ) from None
+    if settings.redis_url:
+        redis_answers(settings.redis_url, "outdial")
+
+
 def up() -> None:
     """Run the whole stack on this machine until Ctrl-C; with no settings, on the embedded default."""
     from outdial.settings import get_settings
     from outdial.stack import Stack
 
     settings = get_settings()
+    refuse_to_share(settings)
     stack = Stack(settings, settings.data_dir / "logs")
     try:
         stack.start()
@@ -84,6 +112,7 @@ def demo(
         os.environ["OUTDIAL_DATA_DIR"] = str(demo_dir)
         reset_settings()
     settings = get_settings()
+    refuse_to_share(settings)
     stack = Stack(settings, settings.data_dir / "logs")
     try:
         stack.start()

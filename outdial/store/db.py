@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
 import outdial.store.migrations
+from outdial.errors import ConfigError
 from outdial.settings import get_settings
 
 if TYPE_CHECKING:
@@ -25,8 +28,27 @@ def normalise_url(url: str) -> str:
     return url
 
 
+URL_FIX = (
+    "set it to postgresql://USER@HOST:5432/DB or sqlite:////PATH/outdial.db, "
+    "or unset it for the embedded SQLite"
+)
+
+
+def redacted(url: str) -> str:
+    """A database URL without its password, fit for a message."""
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    url = normalise_url(url)
+    """An engine for ``url``; a URL that cannot name a database is a :class:`ConfigError` saying how to fix it."""
+    try:
+        return _make_engine(normalise_url(url), **kwargs)
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"OUTDIAL_DATABASE_URL {redacted(url)!r} cannot be used ({reason}): {URL_FIX}") from None
+
+
+def _make_engine(url: str, **kwargs: Any) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
