@@ -32,6 +32,7 @@ from outdial.settings import Settings, reset_settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import table
 from outdial.worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
+from tests.conftest import delete_redis_keys, redis_keys_of
 
 jobs = table(Job)
 BODY: dict[str, Any] = {
@@ -80,6 +81,8 @@ def worker(
 
         yield send
     caller.close()
+    # Kombu keeps each queue's bindings without a TTL: this test's queue is gone with it.
+    delete_redis_keys(redis_url, redis_keys_of(settings))
 
 
 def job_rows(engine: Engine) -> list[dict[str, Any]]:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,18 +23,20 @@ from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallEvent, Outcome
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from tests.conftest import delete_redis_keys, redis_keys_of
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 URL = "http://callkaro.test/call/outbound"
 
 
 @pytest.fixture
-def paced(settings: Settings, redis_url: str) -> Settings:
-    """The test account limited to one call at a time, with its own Redis keys."""
+def paced(settings: Settings, redis_url: str) -> Iterator[Settings]:
+    """The test account limited to one call at a time, with its own Redis keys (deleted afterwards)."""
     text = settings.accounts_file.read_text() + "limits = { max_concurrent = 1 }\n"
     settings.accounts_file.write_text(text)
     # No grace: the test runs each step to its end before the next, in fake time.
-    return settings.model_copy(update={"pacing_prefix": f"outdial:test:{uuid.uuid4().hex}", "slot_grace_s": 0})
+    yield settings.model_copy(update={"slot_grace_s": 0})
+    delete_redis_keys(redis_url, redis_keys_of(settings))
 
 
 def parts(engine: Engine, settings: Settings, redis_url: str) -> tuple[Scheduler, Dispatcher, list[int]]:
