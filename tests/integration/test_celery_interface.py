@@ -206,6 +206,15 @@ def test_import_leads_task_imports_a_shared_file(
     assert "nope" in (tmp_path / "leads.report.csv").read_text()
 
 
+def test_the_example_client_names_an_unreachable_broker_in_one_line() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "celery_client.py"
+    argv = ["--broker", "redis://127.0.0.1:1/0", "--to", "+12125551234", "--account", "sim-callkaro"]
+    done = subprocess.run([sys.executable, str(example), *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: cannot reach the broker redis://127.0.0.1:1/0") and "--broker" in line
+
+
 def test_the_example_client_enqueues_a_call(
     worker: Callable[..., None], engine: Engine, settings: Settings, redis_url: str
 ) -> None:
