@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
 from outdial import logs
+from outdial.errors import ConfigError, Conflict, InputError, NotFound, OutdialError
 from outdial.services.timing.spec import SpecError
 
 log = logging.getLogger("outdial.api")
@@ -83,6 +84,17 @@ def install(app: FastAPI) -> None:
         log.warning("database refused a value", extra=logs.fields(error=str(exc.orig)[:200]))
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
         return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(OutdialError)
+    async def _refused(_request: Request, exc: OutdialError) -> JSONResponse:
+        # outdial.errors' table: each refusal as its status, with its one line for a person.
+        if isinstance(exc, InputError):
+            error = field_error(exc.field or "body", exc.message)
+            return JSONResponse({"detail": error.detail}, status_code=422)
+        if isinstance(exc, ConfigError):
+            log.error("configuration: %s", exc)
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 500
+        return JSONResponse({"detail": str(exc)}, status_code=status)
 
     @app.exception_handler(SpecError)
     async def _spec_invalid(_request: Request, exc: SpecError) -> JSONResponse:

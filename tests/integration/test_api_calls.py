@@ -15,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from outdial.api.app import create_app
 from outdial.api.auth import create_key
+from outdial.errors import ConfigError, Conflict, InputError, NotFound
 from outdial.models import Job
 from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
@@ -183,3 +184,27 @@ def test_a_past_schedule_at_inside_its_open_window_is_due_at_once(http: TestClie
     spec = {**BODY, "timezone": "UTC", "schedule_at": (now - timedelta(minutes=5)).isoformat()}
     answer = http.post("/calls", json=spec).json()
     assert answer["state"] == "scheduled" and datetime.fromisoformat(answer["next_due_at"]) <= now
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConfigError("OUTDIAL_X is not set: export OUTDIAL_X=..."), 500),
+        (NotFound("no campaign named 'x'"), 404),
+        (Conflict("campaign 'x' is cancelled"), 409),
+        (InputError("is not a number", field="to_number"), 422),
+    ],
+)
+def test_outdial_errors_answer_with_their_status_and_line(
+    settings: Settings, engine: Engine, error: Exception, status: int
+) -> None:
+    app = create_app(settings, engine, load_accounts(settings.accounts_file))
+
+    @app.get("/_refuse")
+    def refuse() -> None:
+        raise error
+
+    response = TestClient(app, raise_server_exceptions=False).get("/_refuse")
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    assert detail == str(error) if status != 422 else detail[0]["field"] == "to_number"
