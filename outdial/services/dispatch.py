@@ -110,7 +110,8 @@ class Dispatcher:
         if room_s <= 0 or (self.pacer is not None and ticket is None):
             # Nothing left: the job waits for a later turn like any transport trouble, budget untouched;
             # the scheduler's own rule-7 check then carries it over or expires it.
-            sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code="pacing_wait", message="no room to send"), 0.0)
+            code, why = ("window_closed", "the window closed first") if room_s <= 0 else ("pacing_wait", "no room")
+            sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code=code, message=f"not sent: {why}"), 0.0)
         else:
             sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
             if self.pacer is not None and ticket is not None:
