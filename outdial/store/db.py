@@ -28,10 +28,7 @@ def normalise_url(url: str) -> str:
     return url
 
 
-URL_FIX = (
-    "set it to postgresql://USER@HOST:5432/DB or sqlite:////PATH/outdial.db, "
-    "or unset it for the embedded SQLite"
-)
+URL_FIX = "set it to postgresql://USER@HOST:5432/DB or sqlite:////PATH/outdial.db, or unset it for the embedded SQLite"
 
 
 def redacted(url: str) -> str:
