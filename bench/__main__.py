@@ -14,6 +14,7 @@ SUBCOMMANDS = {
     "perf": ("bench.perf", "Dispatch, latency, scheduler, memory, lateness and import, as ratios to baselines"),
     "pacing": ("bench.pacing", "Rate and concurrency limits measured from the provider's side"),
     "chaos": ("bench.chaos", "Faults injected into the whole stack, then every promise to users checked"),
+    "cli": ("bench.cli", "Start-up of the outdial command (--help) against python -c pass"),
 }
 
 

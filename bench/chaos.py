@@ -21,6 +21,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import sys
 import tempfile
@@ -339,6 +340,7 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
     started = time.monotonic()
     stack: Stack | None = None
     faults: Faults | None = None
+    report: dict[str, Any] | None = None
     try:
         redis_server.start()
         if postgres is not None:
@@ -377,6 +379,8 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         redis_server.stop()
         if postgres is not None:
             postgres.stop()
+        tidy(workdir, keep_logs=report is None or bool(broken(report)))
+    assert report is not None  # an exception above has left already
     report.update(
         {
             "seed": seed,
@@ -386,10 +390,41 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
             "worker_exit_detail": faults.worker_exits if faults is not None else [],
             "postgres_restarts": "private cluster" if postgres is not None else "skipped: no private cluster",
             "seconds": round(time.monotonic() - started, 1),
-            "logs": str(workdir / "logs"),
+            "logs": str(workdir / "logs") if workdir.exists() else "removed (the run kept every promise)",
+            "workdir": str(workdir),
         }
     )
     return report
+
+
+INVARIANTS = (
+    "jobs_not_terminal",
+    "unexplained_request_mismatch",
+    "calls_outside_window",
+    "rate_over_limit",
+    "concurrency_over_limit",
+    "calls_over_budget",
+    "worker_exits",
+)
+
+
+def broken(report: dict[str, Any]) -> list[str]:
+    """The promises a report shows broken (empty: the run kept them all)."""
+    over = ["max_requests_per_attempt"] if report["max_requests_per_attempt"] > 1 else []
+    return over + [key for key in INVARIANTS if report.get(key)]
+
+
+def tidy(workdir: Path, keep_logs: bool) -> None:
+    """Remove the run's folder (its servers' data is tens of MB); a failed run keeps only its logs."""
+    if not keep_logs:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return
+    for part in workdir.iterdir():
+        if part.name != "logs":
+            if part.is_dir():
+                shutil.rmtree(part, ignore_errors=True)
+            else:
+                part.unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -410,37 +445,18 @@ def main(argv: list[str] | None = None) -> int:
     failed: list[int] = []
     for seed in seeds:
         report = run(args.quick, seed, args.leads)
-        broken = failures(report)
-        report["invariants_broken"] = broken
+        found = broken(report)
+        report["invariants_broken"] = found
         name = f"chaos{'-quick' if args.quick else ''}{f'-seed{seed}' if len(seeds) > 1 else ''}.json"
         (results / name).write_text(json.dumps(report, indent=2, default=str))
         print(json.dumps(report, default=str))
-        print(f"chaos seed {seed}: {'every invariant holds' if not broken else 'BROKEN: ' + ', '.join(broken)}",
+        print(f"chaos seed {seed}: {'every invariant holds' if not found else 'BROKEN: ' + ', '.join(found)}",
               file=sys.stderr)  # fmt: skip
-        if broken:
+        if found:
             failed.append(seed)
     if len(seeds) > 1:
         print(f"chaos: {len(seeds) - len(failed)} of {len(seeds)} seeds clean; failed: {failed}", file=sys.stderr)
     return 1 if failed else 0
-
-
-def failures(report: dict[str, Any]) -> list[str]:
-    """The invariants a run's report breaks (empty: all hold)."""
-    broken = [] if report["max_requests_per_attempt"] <= 1 else ["max_requests_per_attempt"]
-    broken += [
-        k
-        for k in (
-            "jobs_not_terminal",
-            "unexplained_request_mismatch",
-            "calls_outside_window",
-            "rate_over_limit",
-            "concurrency_over_limit",
-            "calls_over_budget",
-            "worker_exits",
-        )
-        if report.get(k)
-    ]
-    return broken
 
 
 if __name__ == "__main__":

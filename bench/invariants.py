@@ -14,7 +14,7 @@ import math
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -44,6 +44,7 @@ class JobFacts:
     possible_calls: int  # attempts that may have placed a call
     attempts_sent: int  # distinct attempt numbers with a request that may have placed a call
     request_times: list[datetime]
+    job_id: int | None = None
 
 
 def read_jobs(engine: Engine) -> list[JobFacts]:
@@ -68,19 +69,32 @@ def read_jobs(engine: Engine) -> list[JobFacts]:
                 possible_calls=len(possible),
                 attempts_sent=len({r.number for r in possible}),
                 request_times=[r.requested_at for r in possible],
+                job_id=job.id,
             )
         )
     return facts
 
 
-def outside_window(job: JobFacts, settings: Settings) -> int:
-    """Requests of the job sent at an instant its rules do not allow."""
+def outside_window(job: JobFacts, settings: Settings) -> list[dict[str, Any]]:
+    """Requests of the job sent at an instant its rules do not allow, each with the windows around it."""
     rules = rules_for(job.timing, job.number, settings)
-    count = 0
+    found = []
     for at in job.request_times:
-        windows = effective_windows(rules, at, at)
-        count += not any(a <= at < b for a, b in windows)
-    return count
+        windows = effective_windows(rules, at - timedelta(days=1), at + timedelta(days=1))
+        if not any(a <= at < b for a, b in windows):
+            found.append(
+                {"requested_at": at.isoformat(), "windows": [[a.isoformat(), b.isoformat()] for a, b in windows]}
+            )
+    return found
+
+
+def outside_window_jobs(jobs: list[JobFacts], settings: Settings) -> list[dict[str, Any]]:
+    """Every job with a request outside its window, in full: what a failed run must show."""
+    return [
+        {"job_id": job.job_id, "number": job.number, "state": job.state, "timing": job.timing, "requests": bad}
+        for job in jobs
+        if (bad := outside_window(job, settings))
+    ]
 
 
 def check(
@@ -138,6 +152,7 @@ def check(
         if limit_conc is not None and seen_conc > limit_conc:
             over_concurrency[account.name] = f"{seen_conc} concurrent calls, limit {limit_conc}"
 
+    outside = outside_window_jobs(jobs, settings)
     return {
         "jobs": len(jobs),
         "jobs_by_state": dict(states),
@@ -145,7 +160,7 @@ def check(
         "max_requests_per_attempt": worst_attempt,
         "calls_over_budget": len(over_budget),
         "unexplained_request_mismatch": mismatch,
-        "calls_outside_window": sum(outside_window(job, settings) for job in jobs),
+        "calls_outside_window": sum(len(job["requests"]) for job in outside),
         "rate_over_limit": len(over_rate),
         "concurrency_over_limit": len(over_concurrency),
         "calls_placed": sum(placed.values()),
@@ -164,5 +179,6 @@ def check(
             "concurrency": over_concurrency,
             "mismatches": examples,
             "over_budget": over_budget[:10],
+            "outside_window": outside,
         },
     }

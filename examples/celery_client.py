@@ -1,6 +1,9 @@
 """Enqueue a call in outdial from another service, through Celery only.
 
-    python examples/celery_client.py --broker redis://127.0.0.1:6379/0 --to +14155550123 --account ck
+    python examples/celery_client.py --to +14155550123 --account sim-callkaro
+
+The default broker is the Redis `outdial up` starts (127.0.0.1:6390); pass
+``--broker`` with outdial's ``OUTDIAL_REDIS_URL`` for any other deployment.
 
 Nothing of outdial is imported: the task is addressed by its stable name and
 its arguments are plain JSON. The call's job id is found afterwards through the
@@ -11,9 +14,11 @@ sending the same key again never makes a second job, so a retry is always safe.
 from __future__ import annotations
 
 import argparse
+import sys
 import uuid
 
 from celery import Celery
+from kombu.exceptions import OperationalError
 
 ENQUEUE_TASK = "outdial.enqueue_call"
 IMPORT_TASK = "outdial.import_leads"
@@ -22,15 +27,26 @@ OUTDIAL_QUEUE = "outdial.dispatch"  # the workers' queue: OUTDIAL_QUEUE on their
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--broker", default="redis://127.0.0.1:6379/0", help="outdial's Redis (OUTDIAL_REDIS_URL)")
+    parser.add_argument("--broker", default="redis://127.0.0.1:6390/0", help="outdial's Redis, OUTDIAL_REDIS_URL")
     parser.add_argument("--queue", default=OUTDIAL_QUEUE)
     parser.add_argument("--to", required=True, help="E.164 number, e.g. +14155550123")
-    parser.add_argument("--account", required=True, help="an account of outdial's config/accounts.toml")
+    parser.add_argument(
+        "--account", required=True, help="an account of outdial's accounts file, e.g. sim-callkaro (shipped)"
+    )
     parser.add_argument("--key", default=None, help="idempotency key (default: a new UUID)")
     args = parser.parse_args()
 
     client = Celery(broker=args.broker)
     key = args.key or f"example-{uuid.uuid4()}"
+    try:
+        send(client, args, key)
+    except OperationalError as exc:
+        # One line, not kombu's traceback: the usual cause is a wrong --broker or outdial not running.
+        sys.exit(f"error: cannot reach the broker {args.broker} ({exc}): start outdial, or pass --broker <its Redis>")
+    print(f"sent {ENQUEUE_TASK}; find the job with GET /jobs?idempotency_key={key}")
+
+
+def send(client: Celery, args: argparse.Namespace, key: str) -> None:
     client.send_task(
         ENQUEUE_TASK,
         kwargs={
@@ -46,8 +62,8 @@ def main() -> None:
             "idempotency_key": key,
         },
         queue=args.queue,
+        retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
     )
-    print(f"sent {ENQUEUE_TASK}; find the job with GET /jobs?idempotency_key={key}")
 
     # A lead file on storage the workers share, imported into an existing campaign:
     # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "path": "/shared/leads.csv",

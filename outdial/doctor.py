@@ -5,6 +5,7 @@ Only the *names* of environment variables are ever reported, never their values.
 
 from __future__ import annotations
 
+from outdial.errors import ConfigError
 from outdial.services.providers import adapters
 from outdial.services.providers.accounts import Account, AccountError, load_accounts
 from outdial.services.readiness import Check, check_database, check_migrations, check_redis
@@ -47,7 +48,7 @@ def _simulated(account: Account) -> bool:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    from outdial.store.db import make_engine
+    from outdial.store.db import URL_FIX, make_engine
 
     checks: list[Check] = []
     try:
@@ -58,14 +59,18 @@ def run_checks(settings: Settings) -> list[Check]:
         checks.append(Check("accounts file", True, f"{settings.accounts_file}: {len(accounts)} accounts"))
         checks.extend(account_checks(accounts, set(adapters())))
 
-    engine = make_engine(settings.resolved_database_url())
     try:
-        database = check_database(engine)
-        checks.append(database)
-        if database.ok:
-            checks.append(check_migrations(engine))
-    finally:
-        engine.dispose()
+        engine = make_engine(settings.resolved_database_url())
+    except ConfigError as exc:  # a URL that cannot name a database: reported, not raised
+        checks.append(Check("database", False, str(exc).split(": set it")[0], URL_FIX))
+    else:
+        try:
+            database = check_database(engine)
+            checks.append(database)
+            if database.ok:
+                checks.append(check_migrations(engine))
+        finally:
+            engine.dispose()
 
     if settings.redis_url:
         checks.append(check_redis(settings.redis_url))

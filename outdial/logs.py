@@ -33,6 +33,19 @@ CONTEXT_FIELDS = (
 
 DISPATCH_TASK_NAME = "outdial.dispatch_call"  # outdial.worker.app.DISPATCH_TASK, without importing Celery here
 
+# Attributes every LogRecord has: an ``extra`` key with one of these names makes
+# ``Logger.makeRecord`` raise KeyError, which fails the caller (a Celery task, a request).
+RESERVED = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+def fields(**values: Any) -> dict[str, Any]:
+    """The ``extra=`` of a log call: a name a LogRecord already uses gets a ``_`` suffix instead of raising.
+
+    Every ``extra=`` in outdial goes through here (tests/unit/test_logs.py checks the source).
+    """
+    return {f"{name}_" if name in RESERVED else name: value for name, value in values.items()}
+
+
 _bound: ContextVar[dict[str, Any] | None] = ContextVar("outdial_log_context", default=None)
 
 

@@ -7,6 +7,7 @@ runs on one server do not meet); each test starts from empty tables.
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterator
@@ -115,10 +116,12 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     accounts.write_text(ACCOUNTS_TOML)
     monkeypatch.setenv("OUTDIAL_TEST_CK_KEY", "sim-key")
     monkeypatch.setenv("OUTDIAL_TEST_WEBHOOK_SECRET", "test-webhook-secret")
+    tag = uuid.uuid4().hex[:12]  # this test's names on the shared Redis (see _no_redis_litter)
     return Settings(
         data_dir=tmp_path / "var",
         accounts_file=accounts,
-        queue=f"outdial.test.{uuid.uuid4().hex[:8]}",
+        queue=f"outdial.test.{tag}",
+        pacing_prefix=f"outdial:test:{tag}",
         transport_backoff_base_s=0.01,
         transport_backoff_cap_s=0.05,
     )
@@ -132,3 +135,61 @@ def _fresh_settings() -> Iterator[None]:
     reset_settings()
     yield
     reset_settings()
+
+
+@pytest.fixture(autouse=True)
+def _logging_errors_fail(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests log at INFO (``log_level`` in pyproject.toml); a line any handler fails to emit fails the test.
+
+    A bad ``extra=`` key raises in the caller at INFO already; this catches the rest (a
+    formatter that raises, arguments that do not fit the message), from any thread.
+    """
+    errors: list[str] = []
+
+    def handle_error(_handler: logging.Handler, record: logging.LogRecord) -> None:
+        errors.append(f"{record.name}: {record.msg!r} % {record.args!r}")
+
+    monkeypatch.setattr(logging, "raiseExceptions", True)
+    monkeypatch.setattr(logging.Handler, "handleError", handle_error)
+    yield
+    assert not errors, f"logging failed: {errors}"
+
+
+def redis_keys_of(settings: Settings) -> list[str]:
+    """Patterns of every key a test's settings can make on the shared Redis: its queue's and its pacing's."""
+    return [f"{settings.queue}", f"_kombu.binding*.{settings.queue}", f"{settings.pacing_prefix}:*"]
+
+
+def delete_redis_keys(url: str, patterns: list[str]) -> list[str]:
+    """Delete the keys matching ``patterns``; the names of those that had no TTL (litter)."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=0.5, socket_timeout=2)
+    litter: list[str] = []
+    try:
+        for pattern in patterns:
+            for key in client.scan_iter(pattern, count=1000):
+                if client.ttl(key) == -1:
+                    litter.append(key.decode())
+                client.delete(key)
+    except redis.RedisError:
+        pass  # no Redis here: nothing can have been left in it
+    finally:
+        client.close()
+    return litter
+
+
+@pytest.fixture(autouse=True)
+def _no_redis_litter(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that used the shared Redis leaves none of its keys without a TTL behind.
+
+    The names come from the test's ``settings`` (queue, pacing prefix); fixtures that make
+    keys delete them. What is left anyway is deleted here, and fails the test.
+    """
+    if not {"settings", "redis_url"} <= set(request.fixturenames):
+        yield
+        return
+    settings: Settings = request.getfixturevalue("settings")
+    yield
+    litter = delete_redis_keys(REDIS_URL, redis_keys_of(settings))
+    assert not litter, f"keys left without a TTL on the shared Redis: {litter}"

@@ -19,7 +19,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
-from outdial.errors import ConfigError, Conflict, InputError, NotFound
+from outdial import logs
+from outdial.errors import ConfigError, Conflict, InputError, NotFound, OutdialError
 from outdial.services.timing.spec import SpecError
 
 log = logging.getLogger("outdial.api")
@@ -36,16 +37,15 @@ def problems(errors: Iterable[Any], where: str = "body") -> list[dict[str, Any]]
     out = []
     for error in errors:
         loc = list(error.get("loc", ()))
+        msg = str(error.get("msg", "")).removeprefix("Value error, ")
+        if error.get("type") == "json_invalid":
+            # FastAPI puts the character offset where a field name goes: no field is at fault, the body is.
+            offsets = [p for p in loc if isinstance(p, int)]
+            loc = [p for p in loc if not isinstance(p, int)] or ["body"]
+            msg = f"{msg} at character {offsets[0]}" if offsets else msg
         if where and (not loc or loc[0] not in ("body", "query", "path", "header", "form", "cookie")):
             loc = [where, *loc]
-        out.append(
-            {
-                "loc": loc,
-                "field": _field(loc),
-                "msg": str(error.get("msg", "")).removeprefix("Value error, "),
-                "type": error.get("type"),
-            }
-        )
+        out.append({"loc": loc, "field": _field(loc), "msg": msg, "type": error.get("type")})
     return out
 
 
@@ -83,25 +83,19 @@ def install(app: FastAPI) -> None:
     async def _unstorable(_request: Request, exc: DataError) -> JSONResponse:
         # The database refused a value the models let through (say a NUL in a text column on
         # PostgreSQL). The caller's input, so a 4xx; logged, since a model should have caught it.
-        log.warning("database refused a value", extra={"error": str(exc.orig)[:200]})
+        log.warning("database refused a value", extra=logs.fields(error=str(exc.orig)[:200]))
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
         return JSONResponse({"detail": error.detail}, status_code=422)
 
-    @app.exception_handler(InputError)
-    async def _input_invalid(_request: Request, exc: InputError) -> JSONResponse:
-        error = field_error(exc.field or "body", exc.reason)
-        return JSONResponse({"detail": error.detail}, status_code=422)
-
-    @app.exception_handler(NotFound)
-    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(Conflict)
-    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
-    @app.exception_handler(ConfigError)
-    async def _misconfigured(_request: Request, exc: ConfigError) -> JSONResponse:
-        # The deployment's fault, not the caller's: logged in full, answered without paths or names.
-        log.error("configuration error", extra={"error": str(exc)})
-        return JSONResponse({"detail": "outdial is misconfigured; see its log"}, status_code=500)
+    @app.exception_handler(OutdialError)
+    async def _refused(_request: Request, exc: OutdialError) -> JSONResponse:
+        # outdial.errors' table: each refusal as its status, with its one line for a person.
+        if isinstance(exc, InputError):
+            error = field_error(exc.field or "body", exc.reason)
+            return JSONResponse({"detail": error.detail}, status_code=422)
+        if isinstance(exc, ConfigError):
+            # The deployment's fault, not the caller's: logged in full, answered without paths or names.
+            log.error("configuration error", extra=logs.fields(error=str(exc)))
+            return JSONResponse({"detail": "outdial is misconfigured; see its log"}, status_code=500)
+        status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
+        return JSONResponse({"detail": str(exc)}, status_code=status)

@@ -59,7 +59,7 @@ async def create_call(
         raise field_error("to_number", str(exc)) from None
     if not result.created:
         response.status_code = 200
-    return {"job_id": result.job_id, "state": result.state, "created": result.created}
+    return result.as_dict()
 
 
 @router.get("/jobs")

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from starlette.concurrency import run_in_threadpool
 
+from outdial import logs
 from outdial.api.deps import Context, context
 from outdial.services.outcomes import record_event
 from outdial.services.providers import adapter_for
@@ -34,7 +35,7 @@ async def receive(account_name: str, request: Request, ctx: Context = Depends(co
     try:
         adapter.verify_webhook(account, headers, body, time.time())
     except WebhookRefused as exc:
-        log.warning("webhook refused", extra={"account": account_name, "reason": str(exc)})
+        log.warning("webhook refused", extra=logs.fields(account=account_name, reason=str(exc)))
         raise HTTPException(401, "webhook signature or secret did not check out") from None
     try:
         call_events = adapter.parse_webhook(body)

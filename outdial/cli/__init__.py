@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 import typer
 from typer.core import TyperGroup
 
-from outdial import errors
 from outdial.cli import ops, run
 from outdial.cli.breakers import breaker_app
 from outdial.cli.call import call
@@ -19,29 +20,32 @@ from outdial.cli.plan import plan
 from outdial.cli.status import export, status
 from outdial.cli.up import demo, up
 
-# Exit statuses: 0 done; 1 refused as things stand (not found, a conflict, a failed check);
-# 2 the command's input or the configuration is wrong (fix it and run again).
-EXIT_REFUSED = 1
-EXIT_BAD_INPUT = 2
-
-
-def exit_code(exc: errors.OutdialError) -> int:
-    return EXIT_BAD_INPUT if isinstance(exc, errors.InputError | errors.ConfigError) else EXIT_REFUSED
-
 
 class _TranslatingGroup(TyperGroup):
-    """The CLI's one translation of outdial's errors: one line on stderr and an exit status."""
+    """The CLI's one translation of errors (:func:`outdial.cli.errors.explain`): a refusal, a bad
+    setting or a service that does not answer is one line on stderr and an exit status
+    (0 done, 1 refused or failed, 2 bad input or configuration), never a traceback."""
 
     def invoke(self, ctx: Any) -> Any:  # click's Context (typer vendors click in some versions)
         try:
             return super().invoke(ctx)
-        except errors.OutdialError as exc:
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(exit_code(exc)) from None
+        except Exception as exc:
+            from outdial.cli.errors import explain
+
+            explained = explain(exc)
+            if explained is None:
+                raise  # a bug: its traceback is wanted
+            message, status = explained
+            typer.echo(f"error: {message}", err=True)
+            raise typer.Exit(status) from None
 
 
 app = typer.Typer(
-    cls=_TranslatingGroup, no_args_is_help=True, add_completion=False, help="Outbound AI-voice call campaigns."
+    cls=_TranslatingGroup,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    add_completion=False,
+    help="Outbound AI-voice call campaigns.",
 )
 app.command()(up)
 app.command()(demo)
@@ -66,6 +70,20 @@ app.add_typer(keys_app, name="keys")
 @app.callback()
 def _root() -> None:
     """Outbound AI-voice call campaigns, scheduled in the callee's time."""
+    load_env_file()
+
+
+def load_env_file() -> None:
+    """Read ``./.env`` (or the file ``OUTDIAL_ENV_FILE`` names) into the environment, as compose does.
+
+    A variable already set wins. Every command, and every part ``outdial up`` starts,
+    then sees the same settings and credentials from any shell.
+    """
+    path = Path(os.environ.get("OUTDIAL_ENV_FILE", ".env"))
+    if path.is_file():
+        from dotenv import load_dotenv
+
+        load_dotenv(path, override=False)
 
 
 def main() -> None:

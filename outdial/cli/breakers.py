@@ -7,16 +7,17 @@ from datetime import UTC, datetime
 
 import typer
 
-from outdial.services.breaker import resume
-from outdial.store import breakers as breaker_store
-from outdial.store.db import get_engine
-
-breaker_app = typer.Typer(no_args_is_help=True, help="Circuit breakers of accounts and campaigns.")
+breaker_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Circuit breakers of accounts and campaigns."
+)
 
 
 @breaker_app.command("list")
 def list_breakers(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every breaker that has opened, and whether it is open now."""
+    from outdial.store import breakers as breaker_store
+    from outdial.store.db import get_engine
+
     engine = get_engine()
     with engine.connect() as conn:
         rows = [
@@ -37,6 +38,9 @@ def resume_breaker(
     name: str = typer.Argument(..., help="The account's name, or the campaign's name."),
 ) -> None:
     """Close a breaker by hand; a campaign it paused becomes active again."""
+    from outdial.services.breaker import resume
+    from outdial.store.db import get_engine
+
     if scope not in ("account", "campaign"):
         raise typer.BadParameter("must be 'account' or 'campaign'", param_hint="SCOPE")
     resume(get_engine(), scope, name, datetime.now(UTC))

@@ -5,16 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import typer
-
-from outdial.errors import ConfigError
-from outdial.services.providers import adapter_for
-from outdial.services.providers.accounts import AccountError, load_accounts
-from outdial.services.providers.base import CallRequest
-from outdial.services.providers.transport import Timeouts, send
-from outdial.services.timing.spec import parse_number
-from outdial.settings import get_settings
 
 
 def parse_vars(pairs: list[str]) -> dict[str, str]:
@@ -34,6 +25,16 @@ def call(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Place one call now, outside any campaign, and print what the provider answered."""
+    import httpx
+
+    from outdial.errors import ConfigError
+    from outdial.services.providers import adapter_for
+    from outdial.services.providers.accounts import AccountError, load_accounts
+    from outdial.services.providers.base import CallRequest
+    from outdial.services.providers.transport import Timeouts, send
+    from outdial.services.timing.spec import parse_number
+    from outdial.settings import get_settings
+
     settings = get_settings()
     try:
         parse_number(to)

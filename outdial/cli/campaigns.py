@@ -4,21 +4,22 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
-from rich.table import Table
-from sqlalchemy import Engine
 
 from outdial import errors
-from outdial.services import campaigns
-from outdial.services.providers.accounts import load_accounts
-from outdial.settings import get_settings
-from outdial.store import campaigns as campaign_store
 
-campaign_app = typer.Typer(no_args_is_help=True, help="Campaigns: create, list, pause, resume and cancel them.")
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+    from sqlalchemy import Engine
+
+    from outdial.services.campaigns import CampaignChange
+
+# Commands import their libraries themselves, so `outdial --help` stays fast.
+campaign_app = typer.Typer(
+    no_args_is_help=True, rich_markup_mode=None, help="Campaigns: create, list, pause, resume and cancel them."
+)
 
 # The command's option for each timing field, so an error names what the user typed.
 OPTION_OF = {
@@ -117,6 +118,12 @@ def create(
     json_out: bool = typer.Option(False, "--json", help="Print the campaign as JSON."),
 ) -> None:
     """Create a campaign on an account, with the timing its leads inherit (SPEC 5)."""
+    from pydantic import ValidationError
+
+    from outdial.services import campaigns
+    from outdial.services.providers.accounts import load_accounts
+    from outdial.settings import get_settings
+
     settings = get_settings()
     given: dict[str, Any] = {
         "name": name,
@@ -155,6 +162,11 @@ def create(
 @campaign_app.command("list")
 def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print the campaigns as JSON.")) -> None:
     """Every campaign, with its state, round and number of leads."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from outdial.store import campaigns as campaign_store
+
     engine = open_engine()
     with engine.connect() as conn:
         rows = campaign_store.all_campaigns(conn)
@@ -171,7 +183,7 @@ def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print th
     Console().print(table)
 
 
-def _report_change(change: campaigns.CampaignChange, json_out: bool) -> None:
+def _report_change(change: CampaignChange, json_out: bool) -> None:
     if json_out:
         typer.echo(
             json.dumps(
@@ -196,6 +208,8 @@ def pause(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Stop dialling the campaign's jobs; calls already placed finish."""
+    from outdial.services import campaigns
+
     _report_change(campaigns.pause(open_engine(), name, datetime.now(UTC), reason), json_out)
 
 
@@ -205,6 +219,8 @@ def resume(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Dial again; a campaign its circuit breaker paused has the breaker closed too."""
+    from outdial.services import campaigns
+
     _report_change(campaigns.resume(open_engine(), name, datetime.now(UTC)), json_out)
 
 
@@ -215,4 +231,6 @@ def cancel(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """End the campaign: its jobs not yet handed to a worker are cancelled; calls in progress finish."""
+    from outdial.services import campaigns
+
     _report_change(campaigns.cancel(open_engine(), name, datetime.now(UTC), reason), json_out)

@@ -6,22 +6,25 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 
 from outdial.cli.campaigns import open_engine
 from outdial.errors import InputError
-from outdial.services.intake.dnc_file import Entry, read_numbers
-from outdial.services.intake.phones import PhoneError, known_region, normalise
-from outdial.store import dnc as dnc_store
 
-dnc_app = typer.Typer(no_args_is_help=True, help="The do-not-call list.")
+if TYPE_CHECKING:
+    from outdial.services.intake.dnc_file import Entry
+
+dnc_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The do-not-call list.")
 
 BATCH = 1000
 SHOWN_INVALID = 20  # invalid entries printed; the count covers them all
 
 
 def _region(default_region: str | None) -> str | None:
+    from outdial.services.intake.phones import PhoneError, known_region
+
     try:
         return known_region(default_region) if default_region else None
     except PhoneError as exc:
@@ -29,6 +32,7 @@ def _region(default_region: str | None) -> str | None:
 
 
 def _batches(entries: Iterable[Entry], size: int = BATCH) -> Iterator[list[Entry]]:
+
     batch: list[Entry] = []
     for entry in entries:
         batch.append(entry)
@@ -70,6 +74,9 @@ def add(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Add numbers to the do-not-call list; invalid entries are listed and make the exit status 1."""
+    from outdial.services.intake.dnc_file import read_numbers
+    from outdial.store import dnc as dnc_store
+
     region = _region(default_region)
     engine = open_engine()
     now = datetime.now(UTC)
@@ -98,6 +105,10 @@ def remove(
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Take numbers off the do-not-call list."""
+    from outdial.services.intake.dnc_file import Entry, read_numbers
+    from outdial.services.intake.phones import PhoneError, normalise
+    from outdial.store import dnc as dnc_store
+
     region = _region(default_region)
     entries: list[Entry] = []
     try:
@@ -125,6 +136,8 @@ def remove(
 @dnc_app.command("list")
 def list_numbers(json_out: bool = typer.Option(False, "--json", help="Print the list as JSON.")) -> None:
     """Every number on the do-not-call list, with where it came from."""
+    from outdial.store import dnc as dnc_store
+
     with open_engine().connect() as conn:
         numbers = dnc_store.all_numbers(conn)
     if json_out:

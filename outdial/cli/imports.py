@@ -8,8 +8,6 @@ from pathlib import Path
 import typer
 
 from outdial.cli.campaigns import open_engine
-from outdial.services.intake.csv_import import import_csv
-from outdial.settings import get_settings
 
 
 def import_command(
@@ -21,16 +19,35 @@ def import_command(
     phone_column: str | None = typer.Option(
         None, "--phone-column", help="The column holding the numbers (default: phone, phone_number, to_number, ...)."
     ),
+    report: Path | None = typer.Option(
+        None,
+        "--report",
+        help="Where to write the rejected rows and their reasons (default: a new file under the data directory's "
+        "reports/, so importing never writes beside the lead file).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
-    """Import leads; bad rows are listed with their reasons in FILE's .report.csv.
+    """Import leads; bad rows are listed with their reasons in a report CSV (its path is printed).
 
     Every data row is counted once: accepted, rejected (see the report),
     duplicate (already in the campaign or earlier in the file) or suppressed
     (on the do-not-call list). A file that cannot be read at all imports nothing.
     """
+    from datetime import UTC, datetime
+
+    from outdial.services.intake.csv_import import data_dir_report, import_csv
+    from outdial.settings import get_settings
+
+    settings = get_settings()
+    report = report or data_dir_report(settings, f"{campaign}-{file.stem}", datetime.now(UTC))
     summary = import_csv(
-        open_engine(), get_settings(), campaign, file, default_region=default_region, phone_column=phone_column
+        open_engine(),
+        settings,
+        campaign,
+        file,
+        default_region=default_region,
+        phone_column=phone_column,
+        report_path=report,
     )
     if json_out:
         typer.echo(json.dumps(summary.as_dict()))

@@ -7,16 +7,15 @@ from datetime import UTC, datetime
 
 import typer
 
-from outdial.api.auth import create_key, revoke_key
-from outdial.store import api_keys as key_store
-from outdial.store.db import get_engine
-
-keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP API (stored hashed).")
+keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="API keys for the HTTP API (stored hashed).")
 
 
 @keys_app.command("create")
 def create(name: str = typer.Argument(..., help="Who or what the key is for, e.g. crm-sync.")) -> None:
     """Make a key and print it: it is shown this once and stored only as a hash."""
+    from outdial.api.auth import create_key
+    from outdial.store.db import get_engine
+
     key = create_key(get_engine(), name, datetime.now(UTC))
     typer.echo(key)
     typer.echo(f"API key {name!r} made; it is not shown again. Send it as: Authorization: Bearer <key>", err=True)
@@ -25,6 +24,9 @@ def create(name: str = typer.Argument(..., help="Who or what the key is for, e.g
 @keys_app.command("list")
 def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """Every key's name, when it was made and whether it is revoked (never the key)."""
+    from outdial.store import api_keys as key_store
+    from outdial.store.db import get_engine
+
     with get_engine().connect() as conn:
         rows = [
             {
@@ -45,5 +47,8 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
 @keys_app.command("revoke")
 def revoke(name: str = typer.Argument(..., help="The key's name.")) -> None:
     """Revoke a key: requests with it are refused (401) from now on."""
+    from outdial.api.auth import revoke_key
+    from outdial.store.db import get_engine
+
     revoke_key(get_engine(), name, datetime.now(UTC))
     typer.echo(f"API key {name!r} revoked")

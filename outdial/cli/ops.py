@@ -7,8 +7,6 @@ from dataclasses import asdict
 
 import typer
 
-from outdial.settings import get_settings
-
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -24,6 +22,7 @@ def flower(
     ),
 ) -> None:
     """Flower, the Celery dashboard, on outdial's broker: every dispatch task from the moment it is sent."""
+    from outdial.settings import get_settings
     from outdial.worker.app import app
 
     settings = get_settings()
@@ -43,6 +42,7 @@ def flower(
 def doctor(as_json: bool = typer.Option(False, "--json", help="Print the checks as JSON.")) -> None:
     """Check the settings, accounts, database, migrations and Redis; print what to fix. Exit 1 if anything is wrong."""
     from outdial.doctor import run_checks
+    from outdial.settings import get_settings
 
     checks = run_checks(get_settings())
     failed = [c for c in checks if not c.ok]

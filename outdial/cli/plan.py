@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import typer
 
-from outdial.services.timing.rules import plan as plan_attempts
-from outdial.services.timing.spec import SpecError, compile_rules, load_job_spec, parse_instant, start_instant
-from outdial.settings import get_settings
-
 
 def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]:
     """The plan of one JSON job spec; raises :class:`SpecError` naming the bad field."""
+    from outdial.services.timing.rules import plan as plan_attempts
+    from outdial.services.timing.spec import SpecError, compile_rules, load_job_spec, start_instant
+    from outdial.settings import get_settings
+
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
@@ -29,7 +29,7 @@ def plan_json(raw: str, now: datetime, fail_after_s: float) -> dict[str, object]
         default_gap_minutes=settings.default_gap_minutes,
     )
     try:
-        result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s))
+        result = plan_attempts(rules, start_instant(spec, rules, now), timedelta(seconds=fail_after_s), now)
     except OverflowError:
         # A start within days of year 1 or 9999: the 8-day search leaves the calendar.
         field = "schedule_at" if spec.schedule_at is not None else "--now"
@@ -47,6 +47,8 @@ def plan(
     fail_after: float = typer.Option(0.0, "--fail-after", help="Seconds after its start each attempt fails."),
 ) -> None:
     """Read one job spec (JSON) on stdin and print when each attempt would be placed."""
+    from outdial.services.timing.spec import SpecError, parse_instant
+
     if fail_after < 0:
         raise SpecError("--fail-after", "must not be negative")
     try:

@@ -10,9 +10,7 @@ import sys
 
 import typer
 
-from outdial.settings import get_settings
-
-db_app = typer.Typer(no_args_is_help=True, help="The database schema.")
+db_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="The database schema.")
 
 
 @db_app.command("upgrade")
@@ -26,10 +24,14 @@ def db_upgrade() -> None:
 
 def scheduler() -> None:
     """Claim due jobs and hand them to Celery, until SIGINT or SIGTERM."""
+    from outdial.cli.errors import redis_answers
+    from outdial.embedded import broker_url
     from outdial.logs import setup_logging
     from outdial.scheduler.process import build
+    from outdial.settings import get_settings
 
     setup_logging()
+    redis_answers(broker_url(get_settings()), "the scheduler")
     stopping = False
 
     def stop(*_: object) -> None:
@@ -53,6 +55,11 @@ def worker(
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
+    from outdial.cli.errors import redis_answers
+    from outdial.embedded import broker_url
+    from outdial.settings import get_settings
+
+    redis_answers(broker_url(get_settings()), "the worker")
     from outdial.worker.app import app
 
     if concurrency < 0:
@@ -75,6 +82,8 @@ def api(
     """The HTTP API (OpenAPI at /docs), provider webhooks included."""
     import uvicorn
 
+    from outdial.settings import get_settings
+
     settings = get_settings()
     uvicorn.run(
         "outdial.api.app:create_app",
@@ -91,6 +100,8 @@ def simulator(
 ) -> None:
     """Every provider's simulated API, in one process on one port."""
     import uvicorn
+
+    from outdial.settings import get_settings
 
     settings = get_settings()
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)

@@ -7,27 +7,18 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.console import Console, Group, RenderableType
-from rich.live import Live
-from rich.panel import Panel
-from rich.progress_bar import ProgressBar
-from rich.table import Table
-from rich.text import Text
-from sqlalchemy import Engine
 
 from outdial.errors import InputError, NotFound
-from outdial.models import ACTIVE_STATES, JobState
-from outdial.services import export as job_export
-from outdial.services.campaigns import find
-from outdial.services.progress import job_detail, snapshot
-from outdial.store import AnyRow
-from outdial.store import campaigns as campaign_store
-from outdial.store.db import get_engine
 
-ACTIVE = {s.value for s in ACTIVE_STATES}
+if TYPE_CHECKING:
+    from rich.console import RenderableType
+    from sqlalchemy import Engine
+
+    from outdial.store import AnyRow
+
 STATE_STYLE = {
     "completed": "green",
     "exhausted": "yellow",
@@ -40,11 +31,16 @@ STATE_STYLE = {
 
 
 def _find(engine: Engine, name: str) -> AnyRow:
+    from outdial.services.campaigns import find
+
     with engine.connect() as conn:
         return find(conn, name)
 
 
 def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
+    from outdial.services.progress import snapshot
+    from outdial.store import campaigns as campaign_store
+
     with engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
         assert campaign is not None
@@ -53,6 +49,14 @@ def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
 
 def render(snap: dict[str, Any]) -> RenderableType:
     """One snapshot as a panel: progress, jobs per state, dial rate, next due time, outcomes, errors."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.progress_bar import ProgressBar
+    from rich.table import Table
+    from rich.text import Text
+
+    from outdial.models import ACTIVE_STATES, JobState
+
     total, done = snap["jobs"], snap["done"]
     head = Text.assemble(
         (f"{snap['campaign']}", "bold"),
@@ -68,7 +72,7 @@ def render(snap: dict[str, Any]) -> RenderableType:
     states = Table(title="jobs", title_justify="left", show_header=False, box=None, padding=(0, 2))
     for state in JobState:
         n = snap["counts"].get(state.value, 0)
-        if n or state.value in ACTIVE:
+        if n or state in ACTIVE_STATES:
             states.add_row(Text(state.value, style=STATE_STYLE.get(state.value, "cyan")), str(n))
 
     rate = snap["dial_rate"]
@@ -93,6 +97,11 @@ def render(snap: dict[str, Any]) -> RenderableType:
 
 def render_job(job: dict[str, Any]) -> RenderableType:
     """One job: its state, its attempts and its history of transitions."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
     head = Text.assemble(
         (f"job {job['id']}", "bold"),
         "  ",
@@ -121,6 +130,11 @@ def render_job(job: dict[str, Any]) -> RenderableType:
 
 
 def show_job(job_id: int, json_out: bool) -> None:
+    from rich.console import Console
+
+    from outdial.services.progress import job_detail
+    from outdial.store.db import get_engine
+
     with get_engine().connect() as conn:
         job = job_detail(conn, job_id)
     if job is None:
@@ -142,6 +156,11 @@ def status(
     Refreshes until every job is in a final state, or Ctrl-C. With --job ID: that job's
     state, attempts and every transition it made.
     """
+    from rich.console import Console
+    from rich.live import Live
+
+    from outdial.store.db import get_engine
+
     if (campaign is None) == (job is None):
         raise InputError("give a campaign name or --job ID (one of the two)")
     if job is not None:
@@ -173,6 +192,9 @@ def export(
 
     Cells a spreadsheet would run as a formula (starting = + - @) are written with a leading apostrophe.
     """
+    from outdial.services import export as job_export
+    from outdial.store.db import get_engine
+
     engine = get_engine()
     found = _find(engine, campaign)
     with engine.connect() as conn:

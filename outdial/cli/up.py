@@ -5,47 +5,82 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import socket
 import time
 from collections import Counter
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import typer
-from rich.console import Console
-from rich.live import Live
-from rich.table import Table
 
-from outdial.models import TERMINAL_STATES
-from outdial.settings import get_settings, reset_settings
-from outdial.stack import PartGaveUp, Stack
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-console = Console(stderr=True)
+    from outdial.settings import Settings
+    from outdial.stack import Stack
+
+
+@cache
+def console() -> Console:
+    """Progress goes to stderr (made on first use: rich is not imported for ``--help``)."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def refuse_to_share(settings: Settings) -> None:
+    """Fail at once if the stack's ports are taken or its Redis does not answer, naming the setting to change.
+
+    Otherwise a second stack's health checks would reach the first one's API and say "up".
+    """
+    from outdial.cli.errors import redis_answers
+    from outdial.errors import ConfigError
+
+    ports = [
+        (settings.api_host, settings.api_port, "OUTDIAL_API_PORT"),
+        (settings.simulator_host, settings.simulator_port, "OUTDIAL_SIMULATOR_PORT"),
+    ]
+    for host, port, setting in ports:
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            try:
+                probe.bind((host, port))
+            except OSError:
+                raise ConfigError(
+                    f"port {port} on {host} is taken (another `outdial up`?): stop it, or set {setting} to a free port"
+                ) from None
+    if settings.redis_url:
+        redis_answers(settings.redis_url, "outdial")
 
 
 def up() -> None:
     """Run the whole stack on this machine until Ctrl-C; with no settings, on the embedded default."""
     from outdial.logs import setup_logging
+    from outdial.settings import get_settings
+    from outdial.stack import PartGaveUp, Stack
 
     setup_logging()  # the supervisor's lines (a part exited, restarted) go to stderr
     settings = get_settings()
+    refuse_to_share(settings)
     stack = Stack(settings, settings.data_dir / "logs")
     try:
         stack.start()
         s = stack.settings
-        console.print(
+        console().print(
             f"outdial is up: API http://{s.api_host}:{s.api_port}/docs, "
             f"simulator http://{s.simulator_host}:{s.simulator_port}, logs in {stack.log_dir}"
         )
-        console.print("Ctrl-C stops everything; a part that exits is started again.")
+        console().print("Ctrl-C stops everything; a part that exits is started again.")
         while True:
             stack.supervise()
             time.sleep(1)
     except KeyboardInterrupt:
-        console.print("stopping ...")
+        console().print("stopping ...")
     except PartGaveUp as exc:
-        console.print(f"[red]{exc}; stopping everything[/red]")
+        console().print(f"[red]{exc}; stopping everything[/red]")
         raise typer.Exit(1) from exc
     finally:
         stack.stop()
@@ -67,8 +102,12 @@ def demo(
     """Run a campaign over the simulated CallKaro, with retries, until every job has ended."""
     import os
 
+    import httpx
+
     from outdial.services.campaigns import add_leads, create_campaign
     from outdial.services.timing.spec import TimingFields
+    from outdial.settings import get_settings, reset_settings
+    from outdial.stack import Stack
     from outdial.store import campaigns as campaign_store
     from outdial.store.db import get_engine
 
@@ -78,6 +117,7 @@ def demo(
         os.environ["OUTDIAL_DATA_DIR"] = str(demo_dir)
         reset_settings()
     settings = get_settings()
+    refuse_to_share(settings)
     stack = Stack(settings, settings.data_dir / "logs")
     try:
         stack.start()
@@ -94,7 +134,7 @@ def demo(
         assert campaign is not None
         rows = _read_leads(leads)
         added = add_leads(engine, settings, campaign, rows, now)
-        console.print(f"campaign 'demo': {added.accepted} leads from {leads}, 2 retries on no answer, busy, failure")
+        console().print(f"campaign 'demo': {added.accepted} leads from {leads}, 2 retries on no answer, busy, failure")
         summary = _watch(engine, campaign_id, timeout, stack)
         sim = httpx.get(f"{sim_url}/_sim/stats").json()["providers"]["callkaro"]
         summary["simulator"] = {"requests": sim["requests"], "accepted": sim["accepted"]}
@@ -117,11 +157,14 @@ def _read_leads(path: Path) -> list[Any]:
 
 
 def _watch(engine: Any, campaign_id: int, timeout: float, stack: Stack) -> dict[str, Any]:
+    from rich.live import Live
+
+    from outdial.models import TERMINAL_STATES
     from outdial.store import jobs as job_store
 
     started = time.monotonic()
     counts: dict[str, int] = {}
-    with Live(console=console, refresh_per_second=2) as live:
+    with Live(console=console(), refresh_per_second=2) as live:
         while time.monotonic() - started < timeout:
             stack.check_alive()
             with engine.connect() as conn:
@@ -142,6 +185,8 @@ def _watch(engine: Any, campaign_id: int, timeout: float, stack: Stack) -> dict[
 
 
 def _progress_table(counts: dict[str, int], elapsed: float) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"campaign 'demo' - {elapsed:.0f} s")
     table.add_column("state")
     table.add_column("jobs", justify="right")
@@ -162,6 +207,9 @@ def _max_requests_per_attempt(engine: Any, campaign_id: int, sim: dict[str, Any]
 
 
 def _report(summary: dict[str, Any], json_out: bool) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
     if json_out:
         typer.echo(json.dumps(summary))
         return

@@ -18,6 +18,8 @@ import redis
 from redis.exceptions import LockError, RedisError
 from redis.lock import Lock
 
+from outdial import logs
+
 log = logging.getLogger("outdial.scheduler")
 
 
@@ -35,7 +37,7 @@ class Leadership:
             else:
                 self.leading = self.lock.acquire(blocking=False, token=self.identity)
                 if self.leading:
-                    log.info("leading the schedulers", extra={"reason": self.identity})
+                    log.info("leading the schedulers", extra=logs.fields(reason=self.identity))
         except (LockError, RedisError) as exc:
             if self.leading:
                 log.warning("lost the lead: %s", exc)

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy import Engine
 
+from outdial import logs
 from outdial.services.outcomes import record_event
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import Account
@@ -63,7 +64,7 @@ class StatusPoller:
             if event is not None and event.outcome is not None:
                 result = record_event(self.engine, account.provider, account.name, event, response.text, "poll", now, s)
                 learnt += result == "applied"
-                log.info("status look-up", extra={"job_id": job.id, "account": account.name, "reason": result})
+                log.info("status look-up", extra=logs.fields(job_id=job.id, account=account.name, reason=result))
         with self.engine.begin() as conn:
             job_store.mark_checked(conn, [j.id for j in due], now)
         return learnt

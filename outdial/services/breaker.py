@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
-from outdial import metrics
+from outdial import logs, metrics
 from outdial.services import campaigns
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
@@ -55,7 +55,7 @@ class BreakerCheck:
                         opened.append((scope, name))
                         metrics.observe_breaker_trip(scope)
                         ids = {"account": name} if scope == "account" else {"campaign_id": name}
-                        log.warning("breaker opened", extra={**ids, "reason": reason})
+                        log.warning("breaker opened", extra=logs.fields(**ids, reason=reason))
         return opened
 
 

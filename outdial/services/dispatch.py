@@ -82,8 +82,12 @@ class Dispatcher:
 
     def dispatch(self, job_id: int, now: datetime | None = None) -> Dispatched:
         """Place job ``job_id`` if it is still queued and callable; what happened."""
-        now = now or datetime.now(UTC)
+        began = now = now or datetime.now(UTC)
         started = time.monotonic()
+
+        def clock() -> datetime:  # this dispatch's "now", moved on by the time it has taken
+            return began + timedelta(seconds=time.monotonic() - started)
+
         with self.engine.begin() as conn:
             job = job_store.job_to_dispatch(conn, job_id)
             if job is None:
@@ -102,8 +106,8 @@ class Dispatcher:
             # one transaction (one pool checkout and one BEGIN/COMMIT less than the paced path).
             unpaced = not self._paced(account, job.campaign_id, held)
             if unpaced:
-                now += timedelta(seconds=time.monotonic() - started)
-                start = job_store.begin_dial(conn, job, account.provider, now)
+                now = clock()
+                begun = self._begin(conn, job, account.provider, now)
         attempt = job.attempts_used + (0 if job.transport_retries else 1)
         gate = Gate(True)
         if self.pacer is not None and not unpaced:
@@ -116,13 +120,14 @@ class Dispatcher:
         if not unpaced:
             faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)  # chaos suite only (outdial.faults)
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
-            now += timedelta(seconds=time.monotonic() - started)
+            now = clock()
             with self.engine.begin() as conn:
-                start = job_store.begin_dial(conn, job, account.provider, now)
+                begun = self._begin(conn, job, account.provider, now)
+        start, open_until = (None, now) if isinstance(begun, Dispatched) else begun
         if start is None:
             if self.pacer is not None:
                 self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
-            return RACED
+            return begun if isinstance(begun, Dispatched) else RACED
         extra = {
             "job_id": job_id,
             "campaign_id": job.campaign_id,
@@ -130,11 +135,17 @@ class Dispatcher:
             "attempt_id": start.attempt_id,
             "account": account.name,
         }
-        log.info("dialing", extra=extra)
-        ticket = self.pacer.clear_to_send(account, str(start.attempt_id)) if self.pacer is not None else None
-        if self.pacer is not None and ticket is None:
-            # Nothing left: the job waits for a later turn like any transport trouble, budget untouched.
-            sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code="pacing_wait", message="no room to send"), 0.0)
+        log.info("dialing", extra=logs.fields(**extra))
+        # The wait for room to send ends with the window (rule 7): the request leaves inside it or not at all.
+        room_s = (open_until - clock()).total_seconds()
+        ticket = None
+        if self.pacer is not None and room_s > 0:
+            ticket = self.pacer.clear_to_send(account, str(start.attempt_id), min(5.0, room_s))
+        if room_s <= 0 or (self.pacer is not None and ticket is None):
+            # Nothing left: the job waits for a later turn like any transport trouble, budget untouched;
+            # the scheduler's own rule-7 check then carries it over or expires it.
+            code, why = ("window_closed", "the window closed first") if room_s <= 0 else ("pacing_wait", "no room")
+            sent = Sent(DialResult(Verdict.RETRY_SAFE, error_code=code, message=f"not sent: {why}"), 0.0)
         else:
             sent = send(self.client, adapter_for(account.provider), request, self.timeouts)
             if self.pacer is not None and ticket is not None:
@@ -142,10 +153,12 @@ class Dispatcher:
         metrics.observe_dial(account.provider, str(sent.result.verdict), sent.latency_ms, start.due_at, now)
         done = now + timedelta(milliseconds=sent.latency_ms)
         with self.engine.begin() as conn:
-            self._record(conn, job, start, account, sent.result, sent.latency_ms, done)
+            # The attempt's time becomes the moment the request was written, the one rule 7 is about.
+            written = None if sent.written_at is None else began + timedelta(seconds=sent.written_at - started)
+            self._record(conn, job, start, account, sent.result, sent.latency_ms, done, written)
         if self.pacer is not None:
             self.pacer.after(account, job.to_number, gate, sent.result)
-        log.info("dialed", extra={**extra, "verdict": sent.result.verdict, "http_status": sent.result.http_status})
+        log.info("dialed", extra=logs.fields(**extra, verdict=sent.result.verdict, http_status=sent.result.http_status))
         return Dispatched(Step(sent.result.verdict.value))
 
     def _paced(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> bool:
@@ -175,9 +188,14 @@ class Dispatcher:
             if state == CampaignState.PAUSED:
                 job_store.postpone(conn, job.id, now, "campaign paused")
                 return Dispatched(Step.PAUSED)
+        open_until = self._open_until(conn, job, now)
+        return open_until if isinstance(open_until, Dispatched) else calls_per_minute
+
+    def _open_until(self, conn: Connection, job: AnyRow, now: datetime) -> datetime | Dispatched:
+        """Rule 7 at ``now``: when the job's open window closes; if it has closed, it carries over or expires."""
         if job.window_end is not None and now < job.window_end:
-            return calls_per_minute
-        # Rule 7: the window may have closed while the job waited in the broker.
+            return job.window_end  # type: ignore[no-any-return]
+        # The window may have closed while the job waited in the broker, or for its pacing turn.
         step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
         if isinstance(step, Closed):
             job_store.settle(conn, job.id, JobState.QUEUED, JobState(step.outcome), now, step.reason)
@@ -186,7 +204,20 @@ class Dispatcher:
             why = "window closed: carried over"
             job_store.postpone(conn, job.id, now, why, next_due_at=step.at, window_end=step.window[1])
             return Dispatched(Step.CARRIED_OVER)
-        return calls_per_minute
+        return step.window[1]
+
+    def _begin(
+        self, conn: Connection, job: AnyRow, provider: str, now: datetime
+    ) -> tuple[job_store.DialStart | None, datetime] | Dispatched:
+        """``queued -> dialing`` stamped ``now``, if the window is still open then; and when it closes.
+
+        :meth:`_hold` checked before the pacing wait and the database round trips;
+        under load those take seconds, enough for a window to close in between.
+        """
+        open_until = self._open_until(conn, job, now)
+        if isinstance(open_until, Dispatched):
+            return open_until
+        return job_store.begin_dial(conn, job, provider, now), open_until
 
     def _prepare(self, conn: Connection, job: AnyRow, now: datetime) -> tuple[Account, httpx.Request] | Dispatched:
         account = self.accounts.get(job.account)
@@ -217,12 +248,14 @@ class Dispatcher:
         result: DialResult,
         latency_ms: float,
         now: datetime,
+        written: datetime | None = None,
     ) -> None:
         if result.provider_call_id is not None:
             event_store.lock_call(conn, account.provider, result.provider_call_id)
         job_store.record_response(
             conn,
             start.attempt_id,
+            **({} if written is None else {"requested_at": written}),
             responded_at=now,
             latency_ms=latency_ms,
             http_status=result.http_status,

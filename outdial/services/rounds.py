@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from croniter import croniter
 from sqlalchemy import Engine
 
+from outdial import logs
 from outdial.services.intake.enqueue import lead_job_values
 from outdial.services.timing.spec import CALLEE, SpecError
 from outdial.settings import Settings
@@ -69,10 +70,10 @@ class Rounds:
                             campaign, lead.id, lead.phone, lead.timing, lead.variables, new_round, now, self.settings
                         )
                     except SpecError as exc:  # validated at import; only a changed setting gets here
-                        log.warning("lead not started: %s", exc, extra={"campaign_id": campaign.id})
+                        log.warning("lead not started: %s", exc, extra=logs.fields(campaign_id=campaign.id))
                         continue
                     job_store.insert_job(conn, values)
                     created += 1
                 after_id = leads[-1].id
-        log.info("round %d started with %d jobs", new_round, created, extra={"campaign_id": campaign.id})
+        log.info("round %d started with %d jobs", new_round, created, extra=logs.fields(campaign_id=campaign.id))
         return created

@@ -26,6 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
+from outdial import logs
 from outdial.errors import InputError
 from outdial.services.campaigns import unknown_account
 from outdial.services.intake.csv_import import ImportFailed, import_csv
@@ -81,7 +82,7 @@ def enqueue_from_kwargs(
         raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None
     except ValueError as exc:
         raise TaskRefused(f"to_number: {exc}") from None
-    return {"job_id": result.job_id, "state": result.state, "created": result.created}
+    return result.as_dict()
 
 
 def import_from_kwargs(engine: Engine, settings: Settings, kwargs: dict[str, Any]) -> dict[str, object]:
@@ -117,7 +118,7 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
     """Enqueue one call: the fields of ``POST /calls``'s body, plus an optional ``idempotency_key``."""
     settings = get_settings()
     result = enqueue_from_kwargs(get_engine(), settings, _accounts(settings.accounts_file), kwargs, datetime.now(UTC))
-    log.info("call enqueued", extra={"job_id": result["job_id"], "created": result["created"]})
+    log.info("call enqueued", extra=logs.fields(job_id=result["job_id"], created=result["created"]))
     return result
 
 
@@ -125,5 +126,5 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
 def import_leads_task(**kwargs: Any) -> dict[str, object]:
     """Import a CSV lead file the workers can read: ``campaign``, ``path``, and the import's options."""
     summary = import_from_kwargs(get_engine(), get_settings(), kwargs)
-    log.info("leads imported", extra={"campaign": kwargs.get("campaign"), **summary})
+    log.info("leads imported", extra=logs.fields(campaign=kwargs.get("campaign"), **summary))
     return summary

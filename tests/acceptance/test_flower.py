@@ -24,6 +24,7 @@ from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.settings import Settings
 from outdial.store.db import make_engine, upgrade
 from outdial.worker.app import DISPATCH_TASK, celery_config
+from tests.conftest import delete_redis_keys
 
 FLOWER_PORT = 18310
 CLOSED_PORT = 18349  # the "provider": nothing listens, so the dispatch is a quick connection refusal
@@ -73,7 +74,7 @@ def wait_for(check: Any, timeout_s: float, what: str, logs: list[Path]) -> Any:
 
 @pytest.mark.slow
 def test_flower_shows_the_dispatch_task_with_its_job_id_and_no_secret(
-    tmp_path: Path, redis_url: str, processes: list[subprocess.Popen[bytes]]
+    tmp_path: Path, redis_url: str, processes: list[subprocess.Popen[bytes]], request: pytest.FixtureRequest
 ) -> None:
     api_key, webhook_secret = f"ck-key-{uuid.uuid4().hex}", f"ck-whsec-{uuid.uuid4().hex}"
     accounts = tmp_path / "accounts.toml"
@@ -89,12 +90,16 @@ options = {{ agent_id = "sim-agent" }}
     )
     db_url = f"sqlite:///{tmp_path / 'outdial.db'}"
     upgrade(db_url)
-    queue = f"outdial.test.{uuid.uuid4().hex[:8]}"
+    tag = uuid.uuid4().hex[:12]
+    queue = f"outdial.test.{tag}"
+    keys = [queue, f"_kombu.binding*.{queue}", f"outdial:test:{tag}:*"]
+    request.addfinalizer(lambda: delete_redis_keys(redis_url, keys))
     env = {
         **os.environ,
         "OUTDIAL_DATABASE_URL": db_url,
         "OUTDIAL_REDIS_URL": redis_url,
         "OUTDIAL_QUEUE": queue,
+        "OUTDIAL_PACING_PREFIX": f"outdial:test:{tag}",
         "OUTDIAL_ACCOUNTS_FILE": str(accounts),
         "OUTDIAL_DATA_DIR": str(tmp_path / "var"),
         "OUTDIAL_LOG_FORMAT": "json",

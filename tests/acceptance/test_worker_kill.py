@@ -22,7 +22,7 @@ from outdial.settings import get_settings, reset_settings
 from outdial.stack import Stack
 from outdial.store import table
 from outdial.store.db import make_engine
-from tests.conftest import _empty
+from tests.conftest import _empty, delete_redis_keys, redis_keys_of
 
 API_PORT, SIM_PORT = 18410, 18411
 JOBS = 40
@@ -41,11 +41,13 @@ def restore_environ() -> Iterator[None]:
 def test_killed_workers_lose_no_job_and_dial_nobody_twice(
     pg_url: str, redis_url: str, tmp_path: Path, restore_environ: None
 ) -> None:
+    tag = uuid.uuid4().hex[:12]
     os.environ.update(
         {
             "OUTDIAL_DATABASE_URL": pg_url,
             "OUTDIAL_REDIS_URL": redis_url,
-            "OUTDIAL_QUEUE": f"outdial.test.{uuid.uuid4().hex[:8]}",
+            "OUTDIAL_QUEUE": f"outdial.test.{tag}",
+            "OUTDIAL_PACING_PREFIX": f"outdial:test:{tag}",
             "OUTDIAL_DATA_DIR": str(tmp_path / "var"),
             "OUTDIAL_API_PORT": str(API_PORT),
             "OUTDIAL_SIMULATOR_PORT": str(SIM_PORT),
@@ -87,6 +89,7 @@ def test_killed_workers_lose_no_job_and_dial_nobody_twice(
         stats = httpx.get(f"{sim}/_sim/stats").json()["providers"]["callkaro"]
     finally:
         stack.stop()
+        delete_redis_keys(redis_url, redis_keys_of(get_settings()))
 
     print("states:", dict(states), "simulator:", stats["requests"], "requests")
     assert sum(states.values()) == JOBS

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from outdial.api.app import create_app
 from outdial.api.auth import create_key
+from outdial.errors import ConfigError, Conflict, InputError, NotFound
 from outdial.models import Job
 from outdial.services.providers.accounts import load_accounts
 from outdial.settings import Settings
@@ -139,3 +141,74 @@ def test_control_characters_in_keys_are_422_on_both_databases(http: TestClient) 
     assert response.json()["detail"][0]["field"] == "idempotency_key"
     stored = http.post("/calls", json={**BODY, "metadata": {"note": "a\x00b"}, "agent_id": "x\x00"})
     assert stored.status_code == 201  # inside JSON a NUL is an escape, and stored as such
+
+
+def test_a_body_that_is_not_json_names_the_body_not_an_offset(http: TestClient) -> None:
+    response = http.post(
+        "/calls", content=b'{"to_number": "+12125551234",, }', headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422
+    (problem,) = response.json()["detail"]
+    assert problem["field"] == "body" and problem["type"] == "json_invalid"
+    assert problem["msg"] == "JSON decode error at character 29"
+
+
+PAST = {**BODY, "timezone": "UTC", "min_trigger_time": "09:00", "max_trigger_time": "18:00"}
+
+
+def test_a_schedule_at_whose_window_has_closed_is_told_at_once_as_plan_says(http: TestClient) -> None:
+    """Rule 7 at creation: the caller learns in the answer what the scheduler would find a moment later."""
+    from outdial.cli.plan import plan_json
+
+    now = datetime.now(UTC)
+    spec = {**PAST, "schedule_at": "2020-01-06T10:00:00"}
+    answer = http.post("/calls", json=spec)
+    assert answer.status_code == 201
+    assert answer.json() | {"job_id": 0} == {
+        "job_id": 0,
+        "state": "expired",
+        "created": True,
+        "next_due_at": None,
+        "reason": "window_closed",
+    }
+    assert plan_json(json.dumps(spec), now, 0) == {"attempts": [], "outcome": "expired"}
+
+    # With carry-over it moves to the next window, as the plan's first attempt does.
+    carried = http.post("/calls", json={**spec, "carry_over": True}).json()
+    assert carried["state"] == "scheduled" and datetime.fromisoformat(carried["next_due_at"]) >= now - timedelta(1)
+    first = plan_json(json.dumps({**spec, "carry_over": True}), now, 0)["attempts"][0]  # type: ignore[index]
+    assert datetime.fromisoformat(first) == datetime.fromisoformat(carried["next_due_at"])
+
+
+def test_a_past_schedule_at_inside_its_open_window_is_due_at_once(http: TestClient) -> None:
+    now = datetime.now(UTC)
+    spec = {**BODY, "timezone": "UTC", "schedule_at": (now - timedelta(minutes=5)).isoformat()}
+    answer = http.post("/calls", json=spec).json()
+    assert answer["state"] == "scheduled" and datetime.fromisoformat(answer["next_due_at"]) <= now
+
+
+@pytest.mark.parametrize(
+    ("error", "status"),
+    [
+        (ConfigError("OUTDIAL_X is not set: export OUTDIAL_X=..."), 500),
+        (NotFound("no campaign named 'x'"), 404),
+        (Conflict("campaign 'x' is cancelled"), 409),
+        (InputError("is not a number", field="to_number"), 422),
+    ],
+)
+def test_outdial_errors_answer_with_their_status_and_line(
+    settings: Settings, engine: Engine, error: Exception, status: int
+) -> None:
+    app = create_app(settings, engine, load_accounts(settings.accounts_file))
+
+    @app.get("/_refuse")
+    def refuse() -> None:
+        raise error
+
+    response = TestClient(app, raise_server_exceptions=False).get("/_refuse")
+    assert response.status_code == status
+    detail = response.json()["detail"]
+    if status == 500:  # the deployment's fault: logged in full, never shown to the caller
+        assert detail == "outdial is misconfigured; see its log" and "OUTDIAL_X" not in response.text
+    else:
+        assert detail == str(error) if status != 422 else detail[0]["field"] == "to_number"

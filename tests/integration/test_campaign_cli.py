@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner
 
 from outdial.cli import app
-from outdial.settings import Settings, reset_settings
+from outdial.settings import Settings, get_settings, reset_settings
 from outdial.store import campaigns as campaign_store
 
 runner = CliRunner()
@@ -106,16 +106,14 @@ def test_import_command(cli_env: Engine, tmp_path: Path) -> None:
     leads = tmp_path / "leads.csv"
     leads.write_text("phone;name\n+12125551234;Ann\nnope;Bad\n+12125551234;Again\n")
     summary = json.loads(ok("import", str(leads), "--campaign", "c", "--json"))
-    assert summary == {
-        "rows": 3,
-        "accepted": 1,
-        "rejected": 1,
-        "duplicates": 1,
-        "suppressed": 0,
-        "report": str(tmp_path / "leads.report.csv"),
-    }
-    human = ok("import", str(leads), "--campaign", "c")
-    assert "3 rows: 0 accepted, 1 rejected, 2 duplicates" in human and "leads.report.csv" in human
+    report = Path(summary.pop("report"))
+    assert summary == {"rows": 3, "accepted": 1, "rejected": 1, "duplicates": 1, "suppressed": 0}
+    # The report goes under the data directory, never beside the lead file (a work tree stays clean).
+    assert report.parent == get_settings().data_dir / "reports" and "nope" in report.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("leads")) == ["leads.csv"]
+    human = ok("import", str(leads), "--campaign", "c", "--report", str(tmp_path / "bad-rows.csv"))
+    assert "3 rows: 0 accepted, 1 rejected, 2 duplicates" in human and str(tmp_path / "bad-rows.csv") in human
+    assert "nope" in (tmp_path / "bad-rows.csv").read_text()
     assert json.loads(ok("campaign", "list", "--json"))[0]["leads"] == 1
 
 

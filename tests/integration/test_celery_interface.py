@@ -7,6 +7,7 @@ this test's own queue; the caller is a bare ``Celery(broker=...)`` with
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from celery import Celery
+from celery import Celery, signals
 from celery.contrib.testing.worker import start_worker
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
@@ -31,6 +32,7 @@ from outdial.settings import Settings, reset_settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import table
 from outdial.worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
+from tests.conftest import delete_redis_keys, redis_keys_of
 
 jobs = table(Job)
 BODY: dict[str, Any] = {
@@ -79,6 +81,8 @@ def worker(
 
         yield send
     caller.close()
+    # Kombu keeps each queue's bindings without a TTL: this test's queue is gone with it.
+    delete_redis_keys(redis_url, redis_keys_of(settings))
 
 
 def job_rows(engine: Engine) -> list[dict[str, Any]]:
@@ -122,6 +126,43 @@ def test_the_api_and_the_task_make_the_same_job(
     assert [j["id"] for j in found] == [by_task["id"]]
 
 
+def test_enqueue_call_succeeds_with_logging_at_info(worker: Callable[..., None], engine: Engine) -> None:
+    """The task logs its line at INFO and ends in SUCCESS (a bad ``extra=`` key once failed every one)."""
+    states: dict[str, str] = {}
+    lines: list[logging.LogRecord] = []
+
+    def succeeded(sender: Any = None, **_: Any) -> None:
+        if sender.name == ENQUEUE_TASK:
+            states[sender.request.id] = "SUCCESS"
+
+    def failed(sender: Any = None, task_id: str = "", exception: BaseException | None = None, **_: Any) -> None:
+        if sender.name == ENQUEUE_TASK:
+            states[task_id] = f"FAILURE: {exception!r}"
+
+    class Lines(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record)
+
+    task_log = logging.getLogger("outdial.intake_tasks")
+    handler, level = Lines(logging.INFO), task_log.level
+    task_log.addHandler(handler)
+    task_log.setLevel(logging.INFO)
+    signals.task_success.connect(succeeded, weak=False)
+    signals.task_failure.connect(failed, weak=False)
+    try:
+        worker(ENQUEUE_TASK, **BODY, idempotency_key="logged")
+        wait_for(lambda: bool(states))
+    finally:
+        signals.task_success.disconnect(succeeded)
+        signals.task_failure.disconnect(failed)
+        task_log.removeHandler(handler)
+        task_log.setLevel(level)
+    assert list(states.values()) == ["SUCCESS"]
+    assert keyed(engine, "logged")
+    (line,) = [r for r in lines if r.getMessage() == "call enqueued"]
+    assert line.created_ is True and line.job_id == job_rows(engine)[0]["id"]  # type: ignore[attr-defined]
+
+
 def test_a_repeated_key_never_makes_a_second_job(
     worker: Callable[..., None], engine: Engine, settings: Settings
 ) -> None:
@@ -163,6 +204,15 @@ def test_import_leads_task_imports_a_shared_file(
     assert phones == ["+919876543210", "+12125551234"]
     wait_for(lambda: (tmp_path / "leads.report.csv").exists())
     assert "nope" in (tmp_path / "leads.report.csv").read_text()
+
+
+def test_the_example_client_names_an_unreachable_broker_in_one_line() -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "celery_client.py"
+    argv = ["--broker", "redis://127.0.0.1:1/0", "--to", "+12125551234", "--account", "sim-callkaro"]
+    done = subprocess.run([sys.executable, str(example), *argv], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("error: cannot reach the broker redis://127.0.0.1:1/0") and "--broker" in line
 
 
 def test_the_example_client_enqueues_a_call(

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
-import uuid
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -16,23 +18,25 @@ from outdial.scheduler.loop import Scheduler
 from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.outcomes import record_event
-from outdial.services.pacing.pacer import Pacer
-from outdial.services.providers.accounts import load_accounts
+from outdial.services.pacing.pacer import Gate, Pacer, SendTicket
+from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallEvent, Outcome
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from tests.conftest import delete_redis_keys, redis_keys_of
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 URL = "http://callkaro.test/call/outbound"
 
 
 @pytest.fixture
-def paced(settings: Settings, redis_url: str) -> Settings:
-    """The test account limited to one call at a time, with its own Redis keys."""
+def paced(settings: Settings, redis_url: str) -> Iterator[Settings]:
+    """The test account limited to one call at a time, with its own Redis keys (deleted afterwards)."""
     text = settings.accounts_file.read_text() + "limits = { max_concurrent = 1 }\n"
     settings.accounts_file.write_text(text)
     # No grace: the test runs each step to its end before the next, in fake time.
-    return settings.model_copy(update={"pacing_prefix": f"outdial:test:{uuid.uuid4().hex}", "slot_grace_s": 0})
+    yield settings.model_copy(update={"slot_grace_s": 0})
+    delete_redis_keys(redis_url, redis_keys_of(settings))
 
 
 def parts(engine: Engine, settings: Settings, redis_url: str) -> tuple[Scheduler, Dispatcher, list[int]]:
@@ -116,3 +120,67 @@ def test_slots_are_reseeded_after_redis_forgets(engine: Engine, paced: Settings,
     scheduler.sync_slots(NOW)
     # The live call holds its slot again, so the account stays at one call.
     assert dispatcher.pacer.slots.held("ck") == 1
+
+
+class SlowPacer(Pacer):
+    """A pacer whose turn comes ``wait_s`` later, as under load; it records how long a send may wait."""
+
+    wait_s = 0.6
+    send_waits: list[float] = []
+
+    def admit(self, *args: Any, **kwargs: Any) -> Gate:
+        time.sleep(self.wait_s)
+        return super().admit(*args, **kwargs)
+
+    def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
+        self.send_waits.append(max_wait_s)
+        return super().clear_to_send(account, send_id, max_wait_s)
+
+
+def windowed_call(engine: Engine, settings: Settings, pacer: Pacer) -> int:
+    """A job whose window (UTC, no carry-over) closes one minute after NOW, queued by the scheduler."""
+    body = CallBody(
+        to_number="+12125556000",
+        account="ck",
+        callee_hours=None,
+        timezone="UTC",
+        min_trigger_time="14:00",
+        max_trigger_time="15:01",
+    )
+    job_id = enqueue_call(engine, body, NOW, settings).job_id
+    sent: list[int] = []
+    Scheduler(engine, settings, sent.append, accounts=load_accounts(settings.accounts_file), pacer=pacer).tick(NOW)
+    assert sent == [job_id]
+    return job_id
+
+
+@respx.mock
+def test_a_window_that_closes_during_the_pacing_wait_is_not_dialled(
+    engine: Engine, paced: Settings, redis_url: str
+) -> None:
+    """Rule 7 holds at the instant the request would leave, not only when the dispatch began."""
+    pacer = SlowPacer(redis.Redis.from_url(redis_url), paced)
+    job_id = windowed_call(engine, paced, pacer)
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "late"}))
+    dispatcher = Dispatcher(engine, paced, load_accounts(paced.accounts_file), httpx.Client(), pacer=pacer)
+    # Open when the dispatch starts; closed 0.6 s later, when its pacing turn comes.
+    assert dispatcher.dispatch(job_id, NOW + timedelta(seconds=59.7)) == Dispatched(Step.EXPIRED)
+    assert not route.called
+    assert state(engine, job_id) == "expired"
+
+
+@respx.mock
+def test_the_wait_for_room_to_send_ends_with_the_window(engine: Engine, paced: Settings, redis_url: str) -> None:
+    text = paced.accounts_file.read_text().replace("max_concurrent = 1", "max_concurrent = 1, calls_per_second = 5")
+    paced.accounts_file.write_text(text)
+    pacer = SlowPacer(redis.Redis.from_url(redis_url), paced)
+    pacer.wait_s, pacer.send_waits = 0.0, []
+    job_id = windowed_call(engine, paced, pacer)
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "in-time"}))
+    dispatcher = Dispatcher(engine, paced, load_accounts(paced.accounts_file), httpx.Client(), pacer=pacer)
+    assert dispatcher.dispatch(job_id, NOW + timedelta(seconds=59)) == Dispatched(Step.ACCEPTED)
+    (waited,) = pacer.send_waits
+    assert 0 < waited <= 1.0  # the second left of the window, not the usual 5 s
+    with engine.connect() as conn:
+        attempt = job_store.open_attempt(conn, job_id)
+    assert attempt is not None and NOW + timedelta(seconds=59) <= attempt.requested_at < NOW + timedelta(minutes=1)

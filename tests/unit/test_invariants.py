@@ -58,6 +58,11 @@ def test_jobs_in_flight_and_requests_outside_the_window_are_counted() -> None:
     report = check([in_flight, outside], sim({"+12125550100": 1, "+12125550101": 1}), ACCOUNTS, Settings())
     assert report["jobs_not_terminal"] == 1
     assert report["calls_outside_window"] == 1
+    # The offending job is shown in full: its number, rules, and the windows around the request.
+    (shown,) = report["violations"]["outside_window"]
+    assert shown["number"] == "+12125550101" and shown["timing"]["max_trigger_time"] == "12:00"
+    (request,) = shown["requests"]
+    assert request["windows"] and all(not (a <= request["requested_at"] < b) for a, b in request["windows"])
 
 
 def test_limits_are_judged_from_the_provider_side() -> None:
@@ -66,7 +71,7 @@ def test_limits_are_judged_from_the_provider_side() -> None:
 
 
 def test_calls_past_the_budget_are_counted_and_a_worker_exit_fails_the_run() -> None:
-    from bench.chaos import failures
+    from bench.chaos import broken as failures
 
     # Budget 1 + 1 retry = 2; the double dial of issue 15 placed a third call.
     within = job("+12125550100", recorded=2, possible=2, sent=2, number_of_retries=1)

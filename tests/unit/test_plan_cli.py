@@ -96,7 +96,7 @@ def test_callkaro_request_body_plans_as_it_is() -> None:
         "number_of_retries": 3,
         "gap_between_retries": 30,
     }
-    assert planned(body) == {
+    assert planned(body, "--now", "2025-12-30T00:00:00Z") == {
         "attempts": [
             "2025-12-31T09:30:00+00:00",
             "2025-12-31T10:00:00+00:00",
@@ -128,7 +128,16 @@ def test_now_is_the_start_without_schedule_at(now: str, expected: str) -> None:
 def test_now_does_not_move_a_given_schedule_at() -> None:
     spec = {"to_number": NEW_YORK_NUMBER, "schedule_at": "2026-12-03T15:00:00Z"}
     assert planned(spec, "--now", "2026-12-01T15:00:00Z")["attempts"] == ["2026-12-03T15:00:00+00:00"]
-    assert planned(spec, "--now", "2026-12-05T15:00:00Z")["attempts"] == ["2026-12-03T15:00:00+00:00"]
+    # Later the same day, inside the window it falls in (callee hours end 21:00 EST = 02:00Z): kept.
+    assert planned(spec, "--now", "2026-12-03T20:00:00Z")["attempts"] == ["2026-12-03T15:00:00+00:00"]
+
+
+def test_a_schedule_at_whose_window_closed_before_now_meets_rule_7_as_the_engine_does() -> None:
+    """POST /calls with the same spec at the same moment makes an expired job, or one carried over (issue 16)."""
+    spec = {"to_number": NEW_YORK_NUMBER, "schedule_at": "2026-12-03T15:00:00Z"}
+    assert planned(spec, "--now", "2026-12-05T15:00:00Z") == {"attempts": [], "outcome": "expired"}
+    carried = planned({**spec, "carry_over": True}, "--now", "2026-12-05T15:00:00Z")
+    assert carried["attempts"] == ["2026-12-05T15:00:00+00:00"]  # 10:00 EST: callee hours are open
 
 
 def test_default_now_is_the_current_time() -> None:
@@ -173,7 +182,7 @@ def test_settings_default_zone_and_callee_hours_apply(monkeypatch: pytest.Monkey
     monkeypatch.setenv("OUTDIAL_CALLEE_HOURS", "10:00-11:00")
     reset_settings()
     spec = {"to_number": NEW_YORK_NUMBER, "schedule_at": "2026-12-01T09:00:00"}  # 09:00 EST
-    assert planned(spec)["attempts"] == ["2026-12-01T15:00:00+00:00"]  # opens 10:00 EST
+    assert planned(spec, "--now", "2026-11-30T00:00:00Z")["attempts"] == ["2026-12-01T15:00:00+00:00"]  # opens 10:00
 
 
 # ---------------------------------------------------------------- invalid input: exit 2, one line naming the field

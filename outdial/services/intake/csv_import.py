@@ -248,5 +248,10 @@ def _default_report_path(source: Path | BinaryIO, settings: Settings, campaign: 
     """Beside the file (``leads.csv`` -> ``leads.report.csv``); uploads under the data directory."""
     if isinstance(source, Path):
         return source.with_name(source.stem + ".report.csv")
-    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", campaign)[:60]
+    return data_dir_report(settings, campaign, now)
+
+
+def data_dir_report(settings: Settings, label: str, now: datetime) -> Path:
+    """A new report's path under the data directory, named after ``label`` and the moment."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", label)[:60]
     return settings.data_dir / "reports" / f"import-{safe}-{now:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.report.csv"

@@ -50,6 +50,14 @@ class Enqueued:
     job_id: int
     created: bool  # False when the idempotency key named an existing job
     state: str
+    next_due_at: datetime | None = None
+    reason: str | None = None  # why a job ended at once: e.g. window_closed for a schedule_at long past
+
+    def as_dict(self) -> dict[str, Any]:
+        """The answer to the caller (``POST /calls``, ``outdial.enqueue_call``): the job and when it is due."""
+        due = self.next_due_at.isoformat() if self.next_due_at else None
+        answer = {"job_id": self.job_id, "state": self.state, "created": self.created, "next_due_at": due}
+        return answer | ({"reason": self.reason} if self.reason else {})
 
 
 def job_values(
@@ -147,7 +155,7 @@ def enqueue_call(
             if idempotency_key and (existing := _existing(conn, idempotency_key)):
                 return existing
             raise
-        return Enqueued(job_id, True, values["state"])
+        return Enqueued(job_id, True, values["state"], values["next_due_at"], values["reason"])
 
 
 def _existing(conn: Connection, key: str) -> Enqueued | None:
@@ -155,4 +163,6 @@ def _existing(conn: Connection, key: str) -> Enqueued | None:
     if job_id is None:
         return None
     job = job_store.get_job(conn, job_id)
-    return Enqueued(job_id, False, job.state if job else "unknown")
+    if job is None:
+        return Enqueued(job_id, False, "unknown")
+    return Enqueued(job_id, False, job.state, job.next_due_at, job.reason)

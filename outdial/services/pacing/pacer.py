@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, timedelta
 import redis
 from redis.exceptions import RedisError
 
+from outdial import logs
 from outdial.services.pacing.limits import (
     ConcurrencySlots,
     DailyAttempts,
@@ -124,7 +125,7 @@ class Pacer:
                     time.sleep(decision.start_in_s)  # our reserved turn: wait for it, then dial at once
         except RedisError as exc:
             # Without the limits we may not dial; the job waits and tries again.
-            log.warning("pacing unavailable: %s", exc, extra={"job_id": job_id, "account": account.name})
+            log.warning("pacing unavailable: %s", exc, extra=logs.fields(job_id=job_id, account=account.name))
             self._give_back(account, to_number, day, holder, quietly=True)
             return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
         return Gate(True, holder=holder, day=day)
@@ -151,7 +152,7 @@ class Pacer:
                     return None
                 time.sleep(wait)
         except RedisError as exc:
-            log.warning("pacing unavailable at send time: %s", exc, extra={"account": account.name})
+            log.warning("pacing unavailable at send time: %s", exc, extra=logs.fields(account=account.name))
             return None
 
     def sent(self, ticket: SendTicket, written_at: float | None) -> None:
@@ -177,7 +178,7 @@ class Pacer:
                 wait = result.retry_after_s if result.retry_after_s is not None else 1.0
                 self.limiter.slow_down(account_key(account.name), wait)
         except RedisError as exc:
-            log.warning("pacing bookkeeping failed: %s", exc, extra={"account": account.name})
+            log.warning("pacing bookkeeping failed: %s", exc, extra=logs.fields(account=account.name))
 
     def _give_back(
         self, account: Account, to_number: str, day: date | None, holder: str | None, quietly: bool = False

@@ -38,7 +38,7 @@ def admit(fields: TimingFields, to_number: str, now: datetime, settings: Setting
         default_callee_hours=settings.callee_hours,
         default_gap_minutes=settings.default_gap_minutes,
     )
-    step = first_attempt(rules, start_instant(fields, rules, now))
+    step = first_attempt(rules, start_instant(fields, rules, now), now)
     timing = fields.given()
     priority = fields.priority or 0
     if isinstance(step, Closed):

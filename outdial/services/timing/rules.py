@@ -203,9 +203,19 @@ def next_window(rules: Rules, instant: datetime, *, horizon: timedelta = SEARCH_
     return Closed("rejected", "no_callable_window")
 
 
-def first_attempt(rules: Rules, start: datetime) -> Due | Closed:
-    """Rule 5: due at max(start, open) of the first window containing or after the start."""
-    return next_window(rules, start)
+def first_attempt(rules: Rules, start: datetime, now: datetime | None = None) -> Due | Closed:
+    """Rule 5: due at max(start, open) of the first window containing or after the start.
+
+    With ``now``, a start already past meets rule 7 at once, as the scheduler would
+    a moment later: if the window it falls in has closed by ``now``, the job carries
+    over or expires now (``POST /calls`` and ``outdial plan`` then say the same).
+    """
+    step = next_window(rules, start)
+    if now is not None and isinstance(step, Due) and step.at < now:
+        late = recheck(rules, step.at, now)
+        if isinstance(late, Closed) or late.window != step.window:
+            return late
+    return step
 
 
 def same_window(rules: Rules, anchor: datetime, instant: datetime) -> bool:
@@ -247,9 +257,9 @@ class Plan:
     reason: str | None = None
 
 
-def plan(rules: Rules, start: datetime, fail_after: timedelta) -> Plan:
-    """All attempts of a job whose every attempt fails ``fail_after`` after it starts."""
-    step = first_attempt(rules, start)
+def plan(rules: Rules, start: datetime, fail_after: timedelta, now: datetime | None = None) -> Plan:
+    """All attempts of a job whose every attempt fails ``fail_after`` after it starts (made at ``now``)."""
+    step = first_attempt(rules, start, now)
     attempts: list[datetime] = []
     retry = 0
     while isinstance(step, Due):
