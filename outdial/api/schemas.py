@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from outdial.services.timing.spec import TimingFields
+from outdial.vocab import Outcome, listed
 
 # No control characters: PostgreSQL text cannot hold NUL, and none belongs in a name or key.
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
@@ -20,8 +21,6 @@ NAME_PATTERN = r"^[^/\x00-\x1f\x7f]+$"
 IdempotencyKey = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=PRINTABLE)]
 CampaignName = Annotated[str, StringConstraints(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 
-OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
-
 
 class CampaignBody(TimingFields):
     """A new campaign: its name, the account it dials through, and its SPEC 5 timing fields."""
@@ -31,7 +30,7 @@ class CampaignBody(TimingFields):
     name: CampaignName
     account: str = Field(min_length=1, max_length=100)
     retry_on: list[str] | None = Field(
-        default=None, description=f"Outcomes that use a retry; any of {', '.join(OUTCOMES)}."
+        default=None, description=f"Outcomes that use a retry; any of {listed(Outcome)}."
     )
     cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
     calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)

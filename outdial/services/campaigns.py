@@ -18,6 +18,7 @@ from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
+from outdial.vocab import Outcome
 
 
 class CampaignError(ValueError):
@@ -36,7 +37,7 @@ def create_campaign(
     calls_per_minute: int | None = None,
 ) -> int:
     if retry_on is not None:
-        unknown = set(retry_on) - {"completed", "no_answer", "busy", "voicemail", "failed"}
+        unknown = set(retry_on) - set(Outcome)
         if unknown:
             raise CampaignError(f"retry_on: unknown outcomes {sorted(unknown)}")
     next_round_at = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, ProviderEvent
@@ -53,7 +53,13 @@ def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
         .where(
             events.c.applied == "unmatched",
             select(attempts.c.id)
-            .where(attempts.c.provider == events.c.provider, attempts.c.provider_call_id == events.c.provider_call_id)
+            .where(
+                attempts.c.provider == events.c.provider,
+                or_(
+                    attempts.c.provider_call_id == events.c.provider_call_id,
+                    attempts.c.provider_ref == events.c.provider_call_id,
+                ),
+            )
             .exists(),
         )
         .order_by(events.c.id)
