@@ -67,7 +67,7 @@ class CallKaro(Adapter):
             body["batch_id"] = str(batch_id)
         language = call.options.get("language", account.options.get("language"))
         if language is not None:
-            if language not in Language.__members__.values():
+            if language not in set(Language):
                 # Never dropped silently: the call would be made in the agent's default language.
                 raise AccountError(
                     f"account {account.name}: option 'language' {language!r} is not one of {listed(Language)}"
