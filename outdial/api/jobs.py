@@ -10,7 +10,8 @@ from starlette.concurrency import run_in_threadpool
 
 from outdial.api.deps import Context, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
-from outdial.api.schemas import PRINTABLE, unknown_account
+from outdial.api.schemas import PRINTABLE, check_call
+from outdial.errors import InputError
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.timing.spec import SpecError
 from outdial.store import AnyRow
@@ -42,8 +43,10 @@ async def create_call(
     ] = None,
 ) -> dict[str, Any]:
     """Enqueue one call. A repeated ``Idempotency-Key`` returns the first job (200) and makes no other."""
-    if problem := unknown_account(body.account, ctx.accounts):
-        raise field_error("account", problem)
+    try:
+        check_call(body, ctx.accounts)
+    except InputError as exc:
+        raise field_error(exc.field or "account", exc.message) from None
     try:
         result = await run_in_threadpool(
             enqueue_call, ctx.engine, body, datetime.now(UTC), ctx.settings, idempotency_key

@@ -9,6 +9,9 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
+from outdial.errors import InputError
+from outdial.services.intake.enqueue import CallBody
+from outdial.services.providers import adapter_for
 from outdial.services.timing.spec import TimingFields
 from outdial.vocab import Outcome, listed
 
@@ -61,7 +64,24 @@ class ImportLeadsTask(ImportOptions):
 
 
 def unknown_account(name: str, accounts: dict[str, Any]) -> str | None:
-    """Why ``name`` is not a usable account, or None when it is."""
-    if name in accounts:
-        return None
-    return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
+    """Why ``name`` is not a usable account, or None when it is.
+
+    An account whose options its provider refuses (say CallKaro's ``language`` outside its
+    enum) is not usable either: refused here, at campaign or call creation, naming the
+    option, rather than failing (or being silently dropped) at dial time.
+    """
+    if name not in accounts:
+        return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
+    try:
+        adapter = adapter_for(accounts[name].provider)
+    except KeyError as exc:
+        return str(exc.args[0])
+    return adapter.account_problem(accounts[name])
+
+
+def check_call(body: CallBody, accounts: dict[str, Any]) -> None:
+    """Refuse a call on an unusable account, or with options its provider does not take
+    (InputError naming the field); the options are kept as the provider's model reads them."""
+    if problem := unknown_account(body.account, accounts):
+        raise InputError(problem, field="account")
+    body.options = adapter_for(accounts[body.account].provider).call_options(body.options)

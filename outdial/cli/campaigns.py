@@ -13,6 +13,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from outdial.services.campaigns import CampaignError, create_campaign
+from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import AccountError, load_accounts
 from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
 from outdial.settings import get_settings
@@ -155,6 +156,8 @@ def create(
         if account not in accounts:
             known = ", ".join(sorted(accounts)) or "none"
             raise InputError(f"--account: no account {account!r} in {settings.accounts_file} (known: {known})")
+        if problem := adapter_for(accounts[account].provider).account_problem(accounts[account]):
+            raise InputError(f"--account: {problem}")
     except InputError as exc:
         raise fail(str(exc)) from None
     engine = open_engine()

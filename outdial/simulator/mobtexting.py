@@ -126,11 +126,11 @@ def validate(form: dict[str, str]) -> JSONResponse | list[str]:
 
 
 def has_country_code(number: str) -> bool:
-    """Digits that read as a possible number with their leading digits as the country code."""
+    """Digits that read as a valid number with their leading digits as the country code."""
     if not MOBILE.match(number):
         return False
     try:
-        return phonenumbers.is_possible_number(phonenumbers.parse("+" + number))
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + number))
     except phonenumbers.NumberParseException:
         return False
 

@@ -40,7 +40,7 @@ PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{5,22}$")
 # NeedRetry (10) is not among them: it means NLPearl itself calls again, which it does not simulate.
 CALL_STATUSES: dict[Outcome, tuple[tuple[int, int], ...]] = {
     Outcome.COMPLETED: ((4, 100), (4, 110), (4, 130)),
-    Outcome.NO_ANSWER: ((7, 150), (8, 300)),
+    Outcome.NO_ANSWER: ((7, 150), (4, 150)),
     Outcome.BUSY: ((5, 150),),
     Outcome.VOICEMAIL: ((4, 70),),
     Outcome.FAILED: ((6, 500), (6, 220)),

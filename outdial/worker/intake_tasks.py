@@ -26,7 +26,8 @@ from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, unknown_account
+from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, check_call
+from outdial.errors import InputError
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
@@ -69,8 +70,10 @@ def enqueue_from_kwargs(
         body = CallBody.model_validate(fields)
     except ValidationError as exc:
         raise TaskRefused(_reason(exc)) from None
-    if problem := unknown_account(body.account, accounts):
-        raise TaskRefused(f"account: {problem}")
+    try:
+        check_call(body, accounts)
+    except InputError as exc:
+        raise TaskRefused(f"{exc.field or 'account'}: {exc.message}") from None
     try:
         result = enqueue_call(engine, body, now, settings, key)
     except SpecError as exc:

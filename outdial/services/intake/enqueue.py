@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -23,26 +23,44 @@ from outdial.store import AnyRow
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
 
-LANGUAGES = ("hi", "en", "kn", "mr", "ta", "te", "bn", "gu", "ml")
-
 
 class CallBody(TimingFields):
-    """A single call: a superset of CallKaro's create-call body, plus ``account``."""
+    """A single call: the number, the account, the lead's variables, the SPEC 5 timing fields,
+    and the per-call options of the account's provider.
+
+    Those options are the provider's to declare (its adapter's ``options_model``) and are
+    checked once the account is known (:meth:`Adapter.call_options`). For compatibility
+    they may also be given at the top level, as a CallKaro body has them (``agent_id``,
+    ``batch_id``, ``language``): any field that is not outdial's is taken for one, so a
+    misspelt field is still refused, by the provider's model, naming it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     to_number: str = Field(pattern=r"^\+[1-9]\d{1,14}$")
     account: str = Field(min_length=1, max_length=100)
-    agent_id: str | None = Field(default=None, max_length=200)
-    batch_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    language: str | None = Field(default=None, pattern="^(" + "|".join(LANGUAGES) + ")$")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Per-call options of the account's provider, e.g. CallKaro's language."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_fields_at_the_top(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        theirs = {k: v for k, v in data.items() if k not in cls.model_fields}
+        if not theirs:
+            return data
+        given = data.get("options")
+        nested = dict(given) if isinstance(given, dict) else {}
+        both = sorted(set(theirs) & set(nested))
+        if both:
+            raise ValueError(f"{both[0]!r} is given both at the top level and in options")
+        return {**{k: v for k, v in data.items() if k in cls.model_fields}, "options": {**theirs, **nested}}
 
     def timing_layer(self) -> dict[str, Any]:
         return {k: v for k, v in self.given().items() if k in TimingFields.model_fields}
-
-    def options(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("agent_id", "batch_id", "language") if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,7 @@ def enqueue_call(
             to_number=body.to_number,
             fields=fields,
             variables=body.metadata,
-            options=body.options(),
+            options=dict(body.options),
             retry_on=(campaign.retry_on if campaign else None) or settings.retry_on,
             now=now,
             settings=settings,

@@ -121,7 +121,8 @@ class Adapter:
             error = exc.errors()[0]
             name = str(error["loc"][0]) if error["loc"] else "options"
             message = str(error["msg"]).removeprefix("Value error, ")
-            raise InputError(f"{name}: {message} (a {self.name} call option)", field=name) from None
+            given = f" {error['input']!r}:" if error["type"] != "extra_forbidden" else ""
+            raise InputError(f"{name}:{given} {message} (a {self.name} call option)", field=name) from None
         return checked.model_dump(exclude_none=True)
 
     def account_problem(self, account: Account) -> str | None:
