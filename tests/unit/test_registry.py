@@ -11,8 +11,8 @@ from outdial import registry
 from outdial.services import providers
 from outdial.services.providers.callkaro import CallKaro
 from outdial.simulator import app as sim_app
-from outdial.simulator.callkaro import SIMULATOR as CALLKARO_SIM
 from outdial.simulator.base import ProviderSim
+from outdial.simulator.callkaro import SIMULATOR as CALLKARO_SIM
 
 
 class Acme(CallKaro):
