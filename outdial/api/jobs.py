@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 
 from outdial.api.deps import Context, context
@@ -15,6 +16,7 @@ from outdial.errors import InputError
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.timing.spec import SpecError
 from outdial.store import AnyRow
+from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 
 router = APIRouter(tags=["calls"])
@@ -64,7 +66,12 @@ async def create_call(
     return {"job_id": result.job_id, "state": result.state, "created": result.created}
 
 
-def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
+def job_json(conn: Connection, job: AnyRow) -> dict[str, Any]:
+    attempts = list(job_store.attempts_of(conn, job.id))
+    # Every status the provider reported, under either id of the call: one it did not
+    # document is kept and shown here, never silently mapped to an outcome.
+    ids = [i for a in attempts for i in (a.provider_call_id, a.provider_ref) if i]
+    said = event_store.reported(conn, ids)
     return {
         "id": job.id,
         "state": job.state,
@@ -92,6 +99,14 @@ def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
                 "outcome": a.outcome,
                 "raw_status": a.raw_status,
                 "error": a.error,
+                "provider_ref": a.provider_ref,
+                "result_data": a.result_data,
+                "reported": [
+                    {"raw_status": e.raw_status, "outcome": e.outcome, "applied": e.applied, "at": e.received_at}
+                    for i in (a.provider_call_id, a.provider_ref)
+                    if i
+                    for e in said.get(i, [])
+                ],
             }
             for a in attempts
         ],
@@ -111,7 +126,7 @@ def find_jobs(
         job = job_store.get_job(conn, job_id) if job_id is not None else None
         if job is None:
             return []
-        return [job_json(job, list(job_store.attempts_of(conn, job.id)))]
+        return [job_json(conn, job)]
 
 
 @router.get("/jobs/{job_id}", responses={404: {"description": "No such job."}})
@@ -121,4 +136,4 @@ def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], ctx: Context = Depend
         job = job_store.get_job(conn, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
-        return job_json(job, list(job_store.attempts_of(conn, job_id)))
+        return job_json(conn, job)

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, func, select
 from starlette.testclient import TestClient
 
 from outdial.api.app import create_app as create_api
+from outdial.api.auth import create_key
 from outdial.models import Attempt, JobState, ProviderEvent
 from outdial.scheduler.loop import Scheduler
 from outdial.scheduler.poller import StatusPoller
@@ -440,6 +441,10 @@ def test_a_job_placed_on_the_simulator_ends_by_its_webhook(
         [attempt] = conn.execute(select(Attempt.__table__).where(Attempt.__table__.c.job_id == job_id)).all()
     assert job is not None and (job.last_outcome, job.state) == (e2e.final_outcome, e2e.final_state)
     assert attempt.outcome == e2e.final_outcome and attempt.result_data  # what the provider reported is kept
+    api.headers["Authorization"] = f"Bearer {create_key(engine, 'tests', e2e.now)}"
+    [shown] = api.get(f"/jobs/{job_id}").json()["attempts"]
+    assert shown["result_data"] == attempt.result_data
+    assert "applied" in [r["applied"] for r in shown["reported"]]
 
 
 # Provider-specific checks --------------------------------------------------------------
