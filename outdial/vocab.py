@@ -19,6 +19,19 @@ class Outcome(StrEnum):
     FAILED = "failed"
 
 
+class Verdict(StrEnum):
+    """What a create-call request came to, as far as placing the call goes (kept as ``attempts.result``)."""
+
+    ACCEPTED = "accepted"  # the provider took the call; the outcome comes later
+    RETRY_SAFE = "retry_safe"  # nothing was placed: safe to send again, budget untouched
+    UNKNOWN = "unknown"  # the call may or may not have been placed: never resend blindly
+    REJECTED = "rejected"  # it can never succeed as sent
+
+
+# Requests the provider did not take as a call (or may not have): what breakers and error lists count.
+NOT_ACCEPTED: tuple[Verdict, ...] = (Verdict.RETRY_SAFE, Verdict.UNKNOWN, Verdict.REJECTED)
+
+
 class Language(StrEnum):
     """Call languages (ISO 639-1) as CallKaro's ``language`` enum lists them."""
 

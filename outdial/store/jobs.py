@@ -15,6 +15,7 @@ from sqlalchemy import Connection, case, exists, func, insert, or_, select, upda
 
 from outdial.models import Attempt, Breaker, Campaign, CampaignState, DncNumber, Job, JobState
 from outdial.store import AnyRow, table
+from outdial.vocab import Verdict
 
 jobs = table(Job)
 dnc = table(DncNumber)
@@ -371,7 +372,7 @@ def accepted_attempts_by_number(conn: Connection, campaign_id: int) -> dict[str,
     query = (
         select(jobs.c.to_number, func.count())
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-        .where(jobs.c.campaign_id == campaign_id, attempts.c.result == "accepted")
+        .where(jobs.c.campaign_id == campaign_id, attempts.c.result == Verdict.ACCEPTED)
         .group_by(jobs.c.to_number)
     )
     return {str(n): int(c) for n, c in conn.execute(query)}

@@ -12,7 +12,6 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import httpx
@@ -20,18 +19,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from outdial.errors import InputError
 from outdial.services.providers.accounts import Account
-from outdial.vocab import Outcome
+from outdial.vocab import Outcome, Verdict
 
-__all__ = ["Outcome"]  # re-exported: adapters and their tests name it from here
-
-
-class Verdict(StrEnum):
-    """What a create-call request came to, as far as placing the call goes."""
-
-    ACCEPTED = "accepted"  # the provider took the call; the outcome comes later
-    RETRY_SAFE = "retry_safe"  # nothing was placed: safe to send again, budget untouched
-    UNKNOWN = "unknown"  # the call may or may not have been placed: never resend blindly
-    REJECTED = "rejected"  # it can never succeed as sent
+__all__ = ["Outcome", "Verdict"]  # re-exported: adapters and their tests name them from here
 
 
 @dataclass(frozen=True)
