@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 
 from outdial.models import JobState
+from outdial.services.providers import adapter_for
 from outdial.services.providers.base import CallEvent
 from outdial.services.retries import after_outcome
 from outdial.services.timing.spec import rules_for
@@ -161,7 +162,20 @@ def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetim
                 event.ended_at or now,
                 now,
                 settings,
+                data=stored_result(event),
             )
+
+
+def stored_result(event: AnyRow) -> dict[str, Any]:
+    """What a stored webhook reported about the call (duration, recording, ...), read again from
+    its raw body; empty for a poll or a body that no longer reads."""
+    if event.kind != "webhook" or not event.payload:
+        return {}
+    try:
+        events = adapter_for(event.provider).parse_webhook(event.payload.encode())
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return {}
+    return next((dict(e.data) for e in events if e.event_key == event.event_key), {})
 
 
 def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit: int = 500) -> int:
@@ -186,6 +200,7 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
                 event.ended_at or now,
                 now,
                 settings,
+                data=stored_result(event),
             )
             applied += result == "applied"
     return applied

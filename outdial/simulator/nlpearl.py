@@ -43,7 +43,7 @@ CALL_STATUSES: dict[Outcome, tuple[tuple[int, int], ...]] = {
     Outcome.NO_ANSWER: ((7, 150), (4, 150)),
     Outcome.BUSY: ((5, 150),),
     Outcome.VOICEMAIL: ((4, 70),),
-    Outcome.FAILED: ((6, 500), (6, 220)),
+    Outcome.FAILED: ((6, 500), (6, 220), (8, 300)),
 }
 WEBHOOK_FIELDS = ("id", "status", "conversationStatus", "from", "to", "duration")
 IN_PROGRESS = (3, 20)
