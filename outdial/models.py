@@ -261,6 +261,7 @@ class Attempt(Base):
     __table_args__ = (
         UniqueConstraint("job_id", "seq", name="uq_attempts_job_seq"),
         Index("ix_attempts_provider_call", "provider", "provider_call_id"),
+        Index("ix_attempts_provider_ref", "provider", "provider_ref"),
         # The circuit breaker reads the last minutes of attempts.
         Index("ix_attempts_requested_at", "requested_at"),
     )
@@ -284,6 +285,11 @@ class Attempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
     outcome: Mapped[str | None] = mapped_column(String(20))
     raw_status: Mapped[str | None] = mapped_column(String(100))
+    # A second id of the same call, learnt later (NLPearl: the call id of the call request
+    # in provider_call_id; MOBtexting: a webhook's mid), by which later events match.
+    provider_ref: Mapped[str | None] = mapped_column(String(200))
+    # What the provider reported about the call: duration, recording URL, transcript, summary.
+    result_data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ProviderEvent(Base):

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from outdial.vocab import Outcome
+
 # The accounts file used when OUTDIAL_ACCOUNTS_FILE is not set: the one shipped
 # inside the package (in a checkout, a link to config/accounts.toml).
 DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parent / "accounts.toml"
@@ -28,7 +30,7 @@ class Settings(BaseSettings):
     default_timezone: str = "UTC"
     callee_hours: str | None = "08:00-21:00"
     default_gap_minutes: int = Field(default=30, ge=0)
-    retry_on: list[str] = ["no_answer", "busy", "failed"]
+    retry_on: list[str] = [Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED]
 
     # Where the API can be reached by providers posting webhooks.
     public_url: str = "http://127.0.0.1:8000"
@@ -107,7 +109,6 @@ class Settings(BaseSettings):
             return self.database_url
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
-
 
 
 @lru_cache(maxsize=1)

@@ -10,8 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from outdial.api.deps import Context, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
-from outdial.services.campaigns import unknown_account
-from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.progress import job_detail
 from outdial.services.requests import PRINTABLE
 from outdial.services.timing.spec import SpecError
@@ -43,8 +42,7 @@ async def create_call(
     ] = None,
 ) -> dict[str, Any]:
     """Enqueue one call. A repeated ``Idempotency-Key`` returns the first job (200) and makes no other."""
-    if problem := unknown_account(body.account, ctx.accounts):
-        raise field_error("account", problem)
+    check_call(body, ctx.accounts)
     try:
         result = await run_in_threadpool(
             enqueue_call, ctx.engine, body, datetime.now(UTC), ctx.settings, idempotency_key

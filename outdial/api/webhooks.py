@@ -38,7 +38,7 @@ async def receive(account_name: str, request: Request, ctx: Context = Depends(co
         log.warning("webhook refused", extra=logs.fields(account=account_name, reason=str(exc)))
         raise HTTPException(401, "webhook signature or secret did not check out") from None
     try:
-        call_events = adapter.parse_webhook(body)
+        call_events = adapter.parse_webhook(body, account)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         # Kept, not lost: a person can read what the provider sent.
         digest = hashlib.sha256(body).hexdigest()[:32]

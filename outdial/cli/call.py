@@ -30,7 +30,7 @@ def call(
     from outdial.errors import ConfigError
     from outdial.services.providers import adapter_for
     from outdial.services.providers.accounts import AccountError, load_accounts
-    from outdial.services.providers.base import CallRequest
+    from outdial.services.providers.base import CallRequest, Verdict
     from outdial.services.providers.transport import Timeouts, send
     from outdial.services.timing.spec import parse_number
     from outdial.settings import get_settings
@@ -66,7 +66,7 @@ def call(
     out: dict[str, Any] = {
         "account": account,
         "provider": chosen.provider,
-        "accepted": result.verdict == "accepted",
+        "accepted": result.verdict == Verdict.ACCEPTED,
         "verdict": str(result.verdict),
         "provider_call_id": result.provider_call_id,
         "http_status": result.http_status,
@@ -79,5 +79,5 @@ def call(
     else:
         for key, value in out.items():
             typer.echo(f"{key:>16}: {value}")
-    if result.verdict != "accepted":
+    if result.verdict != Verdict.ACCEPTED:
         raise typer.Exit(1)

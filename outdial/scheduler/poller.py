@@ -36,12 +36,15 @@ class StatusPoller:
     def poll(self, now: datetime) -> int:
         """One round of look-ups; how many outcomes it learnt."""
         s = self.settings
+        # Accounts whose webhooks name the call by an id only a look-up teaches: asked at once.
+        prompt = [a.name for a in self.accounts.values() if adapter_for(a.provider).learns_call_ref]
         with self.engine.connect() as conn:
             due = job_store.awaiting_outcome(
                 conn,
                 accepted_before=now - timedelta(seconds=s.poll_after_s),
                 checked_before=now - timedelta(seconds=s.poll_interval_s),
                 limit=s.poll_batch,
+                prompt_accounts=prompt,
             )
         learnt = 0
         timeouts = Timeouts(s.provider_connect_timeout_s, s.provider_read_timeout_s)
@@ -60,8 +63,8 @@ class StatusPoller:
                     response = fetch(self.client, follow_up, timeouts)
             if response is None or response.status_code >= 300:
                 continue
-            event = adapter.parse_status(job.provider_call_id, response)
-            if event is not None and event.outcome is not None:
+            event = adapter.parse_status(job.provider_call_id, response, account)
+            if event is not None and (event.outcome is not None or event.call_ref):
                 result = record_event(self.engine, account.provider, account.name, event, response.text, "poll", now, s)
                 learnt += result == "applied"
                 log.info("status look-up", extra=logs.fields(job_id=job.id, account=account.name, reason=result))

@@ -24,8 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from outdial.errors import Conflict, InputError, NotFound
 from outdial.models import CampaignState
-from outdial.services.intake.enqueue import lead_job_values
-from outdial.services.providers.base import Outcome
+from outdial.services.intake.enqueue import lead_job_values, unknown_account
 from outdial.services.requests import CampaignName
 from outdial.services.rounds import campaign_zone, next_fire, valid_cron
 from outdial.services.timing.admit import merge_layers
@@ -36,6 +35,7 @@ from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
+from outdial.vocab import Outcome, listed
 
 # Where each move may start from.
 MOVES_FROM: dict[CampaignState, tuple[CampaignState, ...]] = {
@@ -56,7 +56,7 @@ class CampaignBody(TimingFields):
     name: CampaignName
     account: str = Field(min_length=1, max_length=100)
     retry_on: list[str] | None = Field(
-        default=None, description=f"Outcomes that use a retry; any of {', '.join(Outcome)}."
+        default=None, description=f"Outcomes that use a retry; any of {listed(Outcome)}."
     )
     cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
     calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)
@@ -89,13 +89,6 @@ class CampaignChange:
     state: CampaignState
     changed: bool
     cancelled_jobs: int = 0
-
-
-def unknown_account(name: str, accounts: Mapping[str, Any]) -> str | None:
-    """Why ``name`` is not a usable account, or None when it is."""
-    if name in accounts:
-        return None
-    return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
 
 
 def find(conn: Connection, name: str) -> AnyRow:

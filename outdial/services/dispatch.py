@@ -31,6 +31,7 @@ from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
+from outdial.vocab import Outcome
 
 log = logging.getLogger("outdial.dispatch")
 
@@ -232,6 +233,8 @@ class Dispatcher:
                 variables=job.variables or {},
                 options=job.options or {},
                 callback_url=f"{self.settings.public_url.rstrip('/')}/webhooks/{job.account}",
+                # Only a priority the user gave is passed on (a provider's own default stands otherwise).
+                priority=(job.timing or {}).get("priority"),
             )
             return account, adapter.build_request(account, call)
         except (AccountError, KeyError) as exc:
@@ -304,9 +307,9 @@ class Dispatcher:
             )
             return
         # Out of patience with the transport: the attempt counts as a failed call.
-        job_store.settle_attempt(conn, start.attempt_id, "failed", f"transport:{result.error_code}", now)
+        job_store.settle_attempt(conn, start.attempt_id, Outcome.FAILED, f"transport:{result.error_code}", now)
         rules = rules_for(job.timing, job.to_number, settings)
-        step = after_outcome(rules, job.retry_on, "failed", start.number, start.due_at or now, now)
+        step = after_outcome(rules, job.retry_on, Outcome.FAILED, start.number, start.due_at or now, now)
         job_store.settle(
             conn,
             job.id,
@@ -316,6 +319,6 @@ class Dispatcher:
             step.reason or "transport_retries_exhausted",
             next_due_at=step.due,
             window_end=step.window_end,
-            last_outcome="failed",
+            last_outcome=Outcome.FAILED,
             transport_retries=0,
         )

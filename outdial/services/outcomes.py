@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
 from outdial.models import JobState
+from outdial.services.providers import adapter_for
 from outdial.services.providers.base import CallEvent
 from outdial.services.retries import after_outcome
 from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
+from outdial.store import AnyRow
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 
@@ -39,6 +43,9 @@ def record_event(
 ) -> Applied:
     """Store a raw event and apply it; what that did."""
     with engine.begin() as conn:
+        if event.call_ref and job_store.set_call_ref(conn, provider, event.provider_call_id, event.call_ref):
+            # A look-up taught the call's second id: events that named only it apply now.
+            replay_unmatched(conn, provider, event.call_ref, now, settings)
         event_id = event_store.store_event(
             conn,
             {
@@ -59,6 +66,9 @@ def record_event(
         if event.outcome is None:
             event_store.mark_event(conn, event_id, Applied.NOTED)
             return Applied.NOTED
+        attempt = job_store.attempt_for_call(conn, provider, event.provider_call_id)
+        if attempt is None and account is not None:
+            attempt = match_by_documented_fields(conn, provider, account, event)
         return apply_outcome(
             conn,
             event_id,
@@ -69,7 +79,34 @@ def record_event(
             event.ended_at or now,
             now,
             settings,
+            data=event.data,
+            attempt=attempt,
         )
+
+
+def match_by_documented_fields(conn: Connection, provider: str, account: str, event: CallEvent) -> AnyRow | None:
+    """The attempt an event names other than by our call id, and only on the same account.
+
+    By the job and attempt read back from metadata we sent (an ``unknown`` job whose
+    create-call answer was lost takes the event's call id), or by the number called when
+    exactly one call to it is open (the event's id is then kept as the call's second id).
+    """
+    if event.job_ref is not None:
+        job_id, number = event.job_ref
+        found = job_store.attempt_by_number(conn, job_id, number)
+        if (
+            found is not None
+            and found.provider == provider
+            and found.account == account
+            and job_store.adopt_call_id(conn, found.id, job_id, event.provider_call_id)
+        ):
+            return job_store.attempt_for_call(conn, provider, event.provider_call_id)
+    if event.to_number is not None:
+        open_calls = job_store.open_calls_to(conn, account, event.to_number)
+        if len(open_calls) == 1 and open_calls[0].provider == provider:
+            job_store.set_call_ref(conn, provider, open_calls[0].provider_call_id, event.provider_call_id)
+            return open_calls[0]
+    return None
 
 
 def apply_outcome(
@@ -82,20 +119,22 @@ def apply_outcome(
     ended_at: datetime,
     now: datetime,
     settings: Settings,
+    data: Mapping[str, Any] | None = None,
+    attempt: AnyRow | None = None,
 ) -> Applied:
     event_store.lock_call(conn, provider, call_id)
-    attempt = job_store.attempt_for_call(conn, provider, call_id)
+    attempt = attempt or job_store.attempt_for_call(conn, provider, call_id)
     if attempt is None:
         # The webhook beat the worker's own record of the call id: kept, applied when it lands.
         event_store.mark_event(conn, event_id, Applied.UNMATCHED)
         return Applied.UNMATCHED
-    if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at):
+    if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at, data):
         event_store.mark_event(conn, event_id, Applied.DUPLICATE_OUTCOME, attempt.job_id)
         return Applied.DUPLICATE_OUTCOME
     job = job_store.get_job(conn, attempt.job_id)
     # An ``unknown`` job whose call id we hold is reconciled by the outcome the provider reports.
     awaiting = (JobState.ACCEPTED, JobState.UNKNOWN)
-    if job is None or job.state not in awaiting or job.provider_call_id != call_id:
+    if job is None or job.state not in awaiting or job.provider_call_id != attempt.provider_call_id:
         event_store.mark_event(conn, event_id, Applied.STALE, attempt.job_id)
         return Applied.STALE
     step = after_outcome(
@@ -138,7 +177,20 @@ def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetim
                 event.ended_at or now,
                 now,
                 settings,
+                data=stored_result(event),
             )
+
+
+def stored_result(event: AnyRow) -> dict[str, Any]:
+    """What a stored webhook reported about the call (duration, recording, ...), read again from
+    its raw body; empty for a poll or a body that no longer reads."""
+    if event.kind != "webhook" or not event.payload:
+        return {}
+    try:
+        events = adapter_for(event.provider).parse_webhook(event.payload.encode())
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return {}
+    return next((dict(e.data) for e in events if e.event_key == event.event_key), {})
 
 
 def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit: int = 500) -> int:
@@ -163,6 +215,7 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
                 event.ended_at or now,
                 now,
                 settings,
+                data=stored_result(event),
             )
             applied += result is Applied.APPLIED
     return applied

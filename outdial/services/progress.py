@@ -11,6 +11,7 @@ from sqlalchemy import Connection
 
 from outdial.models import ACTIVE_STATES, JobState
 from outdial.store import AnyRow
+from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 from outdial.store import ops as ops_store
 from outdial.store import progress as progress_store
@@ -74,6 +75,10 @@ def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
     job = job_store.get_job(conn, job_id)
     if job is None:
         return None
+    attempts = list(job_store.attempts_of(conn, job_id))
+    # Every status the provider reported, under either id of the call: one it did not
+    # document is kept and shown here, never silently mapped to an outcome.
+    said = event_store.reported(conn, [i for a in attempts for i in (a.provider_call_id, a.provider_ref) if i])
     return {
         "id": job.id,
         "state": job.state,
@@ -101,8 +106,16 @@ def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
                 "outcome": a.outcome,
                 "raw_status": a.raw_status,
                 "error": a.error,
+                "provider_ref": a.provider_ref,
+                "result_data": a.result_data,
+                "reported": [
+                    {"raw_status": e.raw_status, "outcome": e.outcome, "applied": e.applied, "at": _iso(e.received_at)}
+                    for i in (a.provider_call_id, a.provider_ref)
+                    if i
+                    for e in said.get(i, [])
+                ],
             }
-            for a in job_store.attempts_of(conn, job_id)
+            for a in attempts
         ],
         # The job's history: every transition, oldest first (job_events).
         "events": [

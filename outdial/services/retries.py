@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from outdial.services.timing.rules import Closed, Due, Rules, retry_attempt
+from outdial.vocab import Outcome
 
-DEFAULT_RETRY_ON = ("no_answer", "busy", "failed")
+DEFAULT_RETRY_ON = (Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED)
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ def after_outcome(
 ) -> Next:
     """Schedule the next attempt, or end the job, once attempt ``attempts_used`` had ``outcome``."""
     if outcome not in retry_on:
-        return Next("completed", reason=None if outcome == "completed" else outcome)
+        return Next("completed", reason=None if outcome == Outcome.COMPLETED else outcome)
     if attempts_used > rules.retries:
         return Next("exhausted", reason=outcome)
     step = retry_attempt(rules, attempts_used, attempt_due, attempt_end)

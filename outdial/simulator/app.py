@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,20 +10,18 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-import outdial.simulator
+from outdial.registry import SIMULATOR_GROUP, registered
 from outdial.simulator.base import ARRIVAL, Dropped, ProviderSim, webhook_client
-
-_NOT_SIMULATORS = {"app", "base"}
 
 
 def simulators() -> dict[str, ProviderSim]:
+    """Every registered provider's simulator (:mod:`outdial.registry`), by provider name."""
     found: dict[str, ProviderSim] = {}
-    for info in pkgutil.iter_modules(outdial.simulator.__path__):
-        if info.name.startswith("_") or info.name in _NOT_SIMULATORS:
-            continue
-        sim = getattr(importlib.import_module(f"outdial.simulator.{info.name}"), "SIMULATOR", None)
-        if isinstance(sim, ProviderSim):
-            found[sim.name] = sim
+    for entry in registered(SIMULATOR_GROUP):
+        sim = entry.load()
+        if not isinstance(sim, ProviderSim) or sim.name != entry.name:
+            raise TypeError(f"{SIMULATOR_GROUP} entry {entry.name!r} ({entry.value}) is not a ProviderSim named so")
+        found[entry.name] = sim
     return found
 
 
@@ -49,6 +45,7 @@ def create_app(config: dict[str, dict[str, Any]] | None = None) -> Any:
     for name, changes in (config or {}).items():
         if name in sims:
             sims[name].configure(changes)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Made before the first call: building it loads a CA bundle, which would block the

@@ -28,6 +28,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from outdial.vocab import Outcome
+
 log = logging.getLogger("outdial.simulator")
 
 # When the request being handled arrived (time.monotonic()), set by the app's outermost layer:
@@ -35,7 +37,6 @@ log = logging.getLogger("outdial.simulator")
 # simulated latency and validation are done.
 ARRIVAL: contextvars.ContextVar[float] = contextvars.ContextVar("arrival")
 
-OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
 DEMO_WEBHOOK_SECRET = "sim-webhook-secret"
 
 
@@ -57,6 +58,9 @@ class SimConfig(BaseModel):
     webhook_secret: str | None = None
     webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
     seed: int | None = None
+    # The provider's documented rate and concurrency limits (off by default, for load tests);
+    # an explicit rate_limit_per_minute / max_concurrent overrides them.
+    documented_limits: bool = False
 
 
 @dataclass
@@ -86,6 +90,9 @@ class ProviderSim:
     rate_limited: Callable[[float], Response] | None = None
     server_error: Callable[[], Response] | None = None
     config: SimConfig = field(default_factory=SimConfig)
+    # What the provider's documents say it allows (None: no limit documented).
+    documented_rate_per_minute: int | None = None
+    documented_max_concurrent: int | None = None
     requests: Counter[str] = field(default_factory=Counter)  # per phone number
     accepted: Counter[str] = field(default_factory=Counter)
     calls: dict[str, SimCall] = field(default_factory=dict)
@@ -126,22 +133,40 @@ class ProviderSim:
             "accept_span_s": (max(self.accept_times) - min(self.accept_times)) if self.accept_times else 0.0,
         }
 
-    async def admit(self, to: str, handle: Callable[[], Awaitable[Response]]) -> Response:
-        """Count the request, apply the configured limits and faults, then run ``handle``."""
+    def limits(self) -> tuple[int | None, int | None]:
+        """(requests per minute, concurrent calls) in force: the configured ones, else the documented."""
+        cfg = self.config
+        rate, concurrent = cfg.rate_limit_per_minute, cfg.max_concurrent
+        if cfg.documented_limits:
+            rate = rate if rate is not None else self.documented_rate_per_minute
+            concurrent = concurrent if concurrent is not None else self.documented_max_concurrent
+        return rate, concurrent
+
+    async def admit(
+        self, to: str, handle: Callable[[], Awaitable[Response]], denied: Response | None = None
+    ) -> Response:
+        """Count the request, apply the configured limits and faults, then run ``handle``.
+
+        ``denied``: the answer to a request that failed authentication. It is given before
+        any limit is counted, as a provider counts limits per authenticated key.
+        """
         cfg = self.config
         self.requests[to] += 1
         if cfg.latency_ms:
             await asyncio.sleep(cfg.latency_ms / 1000)
-        if cfg.rate_limit_per_minute is not None:
+        if denied is not None:
+            return denied
+        rate, concurrent = self.limits()
+        if rate is not None:
             now = time.monotonic()
             while self.window and now - self.window[0] >= 60:
                 self.window.popleft()
-            if len(self.window) >= cfg.rate_limit_per_minute:
+            if len(self.window) >= rate:
                 return self.too_many(60 - (now - self.window[0]))
             self.window.append(now)
         if self.rng.random() < cfg.rate_429_rate:
             return self.too_many(1.0)
-        if cfg.max_concurrent is not None and self.active >= cfg.max_concurrent:
+        if concurrent is not None and self.active >= concurrent:
             return self.too_many(1.0)
         if self.rng.random() < cfg.error_5xx_rate:
             if self.server_error is not None:
@@ -187,7 +212,7 @@ class ProviderSim:
         return call
 
     def pick_outcome(self) -> str:
-        mix = {k: v for k, v in self.config.outcome_mix.items() if k in OUTCOMES and v > 0} or {"completed": 1}
+        mix = {k: v for k, v in self.config.outcome_mix.items() if k in set(Outcome) and v > 0} or {"completed": 1}
         return self.rng.choices(list(mix), weights=list(mix.values()))[0]
 
     async def _finish(self, call: SimCall) -> None:

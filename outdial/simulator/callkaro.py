@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from outdial.simulator.base import ProviderSim, SimCall, SimConfig, webhook_secret
+from outdial.vocab import Language, Outcome, listed
 
 DEMO_KEY = "sim-key"
 DEMO_AGENT = "sim-agent"
 
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 HHMM = re.compile(r"^([0-1]?[0-9]|2[0-3]):[0-5][0-9]$")
-LANGUAGES = {"hi", "en", "kn", "mr", "ta", "te", "bn", "gu", "ml"}
-HANGUP = {
-    "completed": "CLIENT_INITIATED",
-    "no_answer": "USER_UNRESPONSIVE",
-    "busy": "USER_REJECTED",
-    "voicemail": "VOICEMAIL_DETECTED",
-    "failed": "UNKNOWN",
+JSON_MEDIA = "application/json"
+# Simulated outcome -> every documented hangup reason it can end with (one is picked per call).
+HANGUP: dict[Outcome, tuple[str, ...]] = {
+    Outcome.COMPLETED: ("CLIENT_INITIATED", "PARTICIPANT_REMOVED", "SESSION_TIMEOUT"),
+    Outcome.NO_ANSWER: ("USER_UNAVAILABLE", "USER_UNRESPONSIVE"),
+    Outcome.BUSY: ("USER_REJECTED",),
+    Outcome.VOICEMAIL: ("VOICEMAIL_DETECTED",),
+    Outcome.FAILED: ("INVALID_PHONE_NUMBER", "OUTSIDE_TRIGGER_WINDOW", "UNKNOWN", "PRE_CALL_FN_FAILED"),
 }
 
 router = APIRouter(tags=["callkaro"])
@@ -60,10 +63,30 @@ def validate(body: Any) -> str | None:
         return "Invalid gap_between_retries: must be an integer or a list of integers"
     if "carry_over" in body and not isinstance(body["carry_over"], bool):
         return "Invalid carry_over: must be a boolean"
-    if "language" in body and body["language"] not in LANGUAGES:
-        return f"Invalid language: must be one of {', '.join(sorted(LANGUAGES))}"
-    if "schedule_at" in body and not isinstance(body["schedule_at"], str):
-        return "Invalid schedule_at: must be an ISO 8601 date-time"
+    if "language" in body and body["language"] not in set(Language):
+        return f"Invalid language: must be one of {listed(Language)}"
+    if "schedule_at" in body and not is_timestamp(body["schedule_at"]):
+        return "Invalid schedule_at: must be an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SS)"
+    return None
+
+
+def is_timestamp(value: object) -> bool:
+    """An ISO 8601 date-time (``format: date-time``), not a date alone or free text."""
+    if not isinstance(value, str) or "T" not in value:
+        return False
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def refused(request: Request) -> JSONResponse | None:
+    key = request.headers.get("x-api-key")
+    if not key:
+        return error(403, "Missing X-API-KEY in headers")
+    if key != DEMO_KEY:
+        return error(403, "Invalid or missing API key")
     return None
 
 
@@ -77,21 +100,24 @@ async def create_call(request: Request) -> Response:
     to = str(body.get("to_number")) if isinstance(body, dict) and isinstance(body.get("to_number"), str) else ""
 
     async def handle() -> Response:
-        key = request.headers.get("x-api-key")
-        if not key:
-            return error(403, "Missing X-API-KEY in headers")
-        if key != DEMO_KEY:
-            return error(403, "Invalid or missing API key")
+        media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if media != JSON_MEDIA:
+            return error(400, "Invalid Content-Type: the request body must be application/json")
         problem = validate(body)
         if problem:
             return error(400, problem)
         assert isinstance(body, dict)
         if body["agent_id"] != DEMO_AGENT:
             return error(404, "Agent does not exist")
-        call = SIMULATOR.accept(to, {"metadata": body.get("metadata", {}), "batch_id": body.get("batch_id")})
+        meta = {
+            "metadata": body.get("metadata", {}),
+            "batch_id": body.get("batch_id"),
+            "priority": body.get("priority"),
+        }
+        call = SIMULATOR.accept(to, meta)
         return JSONResponse({"status": "success", "message": "Call initiated successfully", "call_sid": call.call_id})
 
-    return await SIMULATOR.admit(to, handle)
+    return await SIMULATOR.admit(to, handle, refused(request))
 
 
 def call_ended(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:
@@ -103,11 +129,10 @@ def call_ended(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[s
             "from": "+918000000000",
             "to": call.to,
             "call_duration": duration,
-            "hangup_reason": HANGUP[call.outcome],
+            "hangup_reason": SIMULATOR.rng.choice(HANGUP[Outcome(call.outcome)]),
             "try_count": 1,
             "call_metadata": call.meta.get("metadata", {}),
             "batchId": call.meta.get("batch_id"),
-            "ended_at": call.ended.isoformat() if call.ended else None,
         },
     }
     return body, {"Authorization": f"Bearer {webhook_secret(config)}"}

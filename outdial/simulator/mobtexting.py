@@ -19,6 +19,10 @@ several numbers separated by commas; each gets its own ``data`` entry and id
 ``<uuid>:<n>``; ``callstatus?id=`` takes several ids the same way. Requests
 are counted under ``+<to>``, as other providers' are.
 MOBtexting does not detect answering machines: a simulated voicemail ends ANSWER.
+``to`` must carry its country code (a number that is not possible with its
+leading digits read as one is ``invalid_number``). The webhook's ``mid`` is a
+message id of its own, not the send's ``data[].id``: no document says they are
+equal, so the adapter must not depend on it.
 Times are India time without an offset, as ``submitted_at`` in the document.
 """
 
@@ -33,10 +37,12 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from outdial.simulator.base import ProviderSim, SimCall, SimConfig, webhook_secret
+from outdial.vocab import Outcome
 
 DEMO_TOKEN = "sim-key"
 DEMO_BRIDGE = "911234567890"
@@ -49,14 +55,15 @@ FORMS = {"application/x-www-form-urlencoded", "multipart/form-data"}
 INDIA = ZoneInfo("Asia/Kolkata")
 BASE = "/api/v2/outgoing"
 
-# Simulated outcome -> the call status MOBtexting reports.
-STATUSES: dict[str, str] = {
-    "completed": "ANSWER",
-    "voicemail": "ANSWER",
-    "no_answer": "NOANSWER",
-    "busy": "BUSY",
-    "failed": "CHANUNAVAIL",
+# Simulated outcome -> the documented call statuses it can end with (one is picked per call).
+ENDINGS: dict[Outcome, tuple[str, ...]] = {
+    Outcome.COMPLETED: ("ANSWER", "COMPLETED"),
+    Outcome.VOICEMAIL: ("ANSWER",),
+    Outcome.NO_ANSWER: ("NOANSWER", "CANCEL"),
+    Outcome.BUSY: ("BUSY",),
+    Outcome.FAILED: ("CHANUNAVAIL", "CONGESTION"),
 }
+ANSWERED = ("ANSWER", "COMPLETED")
 PENDING = "QUEUED"
 
 router = APIRouter(tags=["mobtexting"])
@@ -99,7 +106,7 @@ def validate(form: dict[str, str]) -> JSONResponse | list[str]:
     if form["bridge"].strip() != DEMO_BRIDGE:
         return error(422, "Invalid bridge number.", "invalid_bridge")
     numbers = [n.strip() for n in form["to"].split(",") if n.strip()]
-    bad = next((n for n in numbers if not MOBILE.match(n)), None if numbers else form["to"])
+    bad = next((n for n in numbers if not has_country_code(n)), None if numbers else form["to"])
     if bad is not None:
         return error(422, f"Invalid mobile number {bad}: digits with the country code, without +.", "invalid_number")
     if ivr_id:
@@ -118,6 +125,16 @@ def validate(form: dict[str, str]) -> JSONResponse | list[str]:
     return numbers
 
 
+def has_country_code(number: str) -> bool:
+    """Digits that read as a valid number with their leading digits as the country code."""
+    if not MOBILE.match(number):
+        return False
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + number))
+    except phonenumbers.NumberParseException:
+        return False
+
+
 async def read_form(request: Request) -> dict[str, str] | None:
     """The form's text fields; None when the body is not a form."""
     media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
@@ -134,9 +151,6 @@ async def send(request: Request) -> Response:
     counted = f"+{to}" if to.isdigit() else to
 
     async def handle() -> Response:
-        denied = refused(request)
-        if denied is not None:
-            return denied
         if form is None:
             return error(415, "Content-Type must be application/x-www-form-urlencoded.", "unsupported_media_type")
         checked = validate(form)
@@ -167,7 +181,7 @@ async def send(request: Request) -> Response:
             )
         return JSONResponse({"status": 200, "message": f"{len(data)} numbers accepted for delivery.", "data": data})
 
-    return await SIMULATOR.admit(counted, handle)
+    return await SIMULATOR.admit(counted, handle, refused(request))
 
 
 def rekey(call: SimCall, call_id: str) -> None:
@@ -205,14 +219,21 @@ async def call_status(request: Request) -> Response:
     return JSONResponse({"status": 200, "message": "Call status.", "data": [status_record(c) for c in calls]})
 
 
+def final_status(call: SimCall) -> str:
+    """The call's status once over, picked once so the look-up and the webhook agree."""
+    if "status" not in call.meta:
+        call.meta["status"] = SIMULATOR.rng.choice(ENDINGS[Outcome(call.outcome)])
+    return str(call.meta["status"])
+
+
 def status_record(call: SimCall) -> dict[str, Any]:
     ended = call.ended is not None
-    answered = ended and STATUSES[call.outcome] == "ANSWER"
+    answered = ended and final_status(call) in ANSWERED
     return {
         "id": call.call_id,
         "from": call.meta["bridge"],
         "to": call.meta["mobile"],
-        "status": STATUSES[call.outcome] if ended else PENDING,
+        "status": final_status(call) if ended else PENDING,
         "start_at": india_time(call.started),
         "end_at": india_time(call.ended),
         "dtmf": "1" if answered else None,
@@ -220,14 +241,14 @@ def status_record(call: SimCall) -> dict[str, Any]:
 
 
 def status_webhook(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    status = STATUSES[call.outcome]
-    answered = status == "ANSWER"
+    status = final_status(call)
+    answered = status in ANSWERED
     body = {
         "bridge": call.meta["bridge"],
         "from": call.meta["bridge"],
         "to": call.meta["mobile"],
         "source": "OBD",
-        "mid": call.call_id,
+        "mid": call.meta.setdefault("mid", uuid.uuid4().hex),
         "flow_id": call.meta["flow_id"],
         "start_at": india_time(call.started),
         "end_at": india_time(call.ended),

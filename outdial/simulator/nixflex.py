@@ -18,10 +18,14 @@ error can be reached:
 - ``sim-agent-legacy``: no number rows, the legacy number ``+14155550104`` on the agent;
 - ``sim-agent-no-twilio``: outbound ``+14155550103`` without Twilio credentials.
 
-Nixflex allows 120 writes a minute per key; ``POST /_sim/config/nixflex
-{"rate_limit_per_minute": 120}`` turns that on (off by default, for load tests).
-Webhooks (``call.completed``, flat) go to the configured ``webhook_url``: Nixflex
-takes it from the agent or number, never from the call.
+Nixflex allows 120 writes a minute per key and 10 concurrent calls on the
+smallest plan; ``POST /_sim/config/nixflex {"documented_limits": true}`` turns
+them on (off by default, for load tests). Webhooks (``call.completed``, flat:
+``call_id, status, ended_reason, transcript``) go to the configured
+``webhook_url`` (Nixflex takes it from the agent or number, never from the
+call), signed with the key secret, as the document says. A request body must be
+``Content-Type: application/json``; a call ends with one of the documented
+``ended_reason`` values.
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from outdial.simulator.base import ProviderSim, SimCall, SimConfig, webhook_secret
+from outdial.simulator.base import ProviderSim, SimCall, SimConfig
+from outdial.vocab import Outcome
 
 DEMO_KEY_ID = "sim-key"
 DEMO_KEY_SECRET = "sim-secret"
 DEMO_AGENT = "sim-agent"
 DEMO_FROM = "+14155550100"
 DOCUMENTED_RATE_LIMIT = 120  # writes per minute per key
+DOCUMENTED_CONCURRENCY = 10  # concurrent calls on the smallest plan
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 REQUIRED = ("agent_id", "to_number", "prompt")
 PLACEHOLDER = re.compile(r"\{([A-Za-z0-9_.\-]+)\}")
@@ -80,13 +86,14 @@ TWILIO_REFUSALS: dict[str, tuple[int, str]] = {
     "+15005550004": (21216, "Call blocked by Twilio blocklist"),
 }
 
-# Simulated outcome -> (Twilio call status, ended_reason), as Nixflex reports them.
-ENDINGS: dict[str, tuple[str, str]] = {
-    "completed": ("completed", "agent_hangup"),
-    "voicemail": ("completed", "voicemail"),
-    "no_answer": ("no-answer", "silence_timeout"),
-    "busy": ("busy", "error"),
-    "failed": ("failed", "error"),
+# Simulated outcome -> the documented ended_reasons it can end with (one is picked per call).
+# Nixflex documents no reason for a call nobody answered: those end in ``error``.
+ENDED_REASONS: dict[Outcome, tuple[str, ...]] = {
+    Outcome.COMPLETED: ("agent_hangup", "caller_hangup", "max_duration", "silence_timeout"),
+    Outcome.VOICEMAIL: ("voicemail",),
+    Outcome.NO_ANSWER: ("error",),
+    Outcome.BUSY: ("error",),
+    Outcome.FAILED: ("error",),
 }
 
 ERROR_TYPES = {
@@ -201,9 +208,9 @@ async def create_call(request: Request) -> Response:
     to = body["to_number"] if isinstance(body, dict) and isinstance(body.get("to_number"), str) else ""
 
     async def handle() -> Response:
-        denied = refused(request)
-        if denied is not None:
-            return denied
+        media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return error(400, "invalid_content_type", "The request body must be Content-Type: application/json")
         checked = validate(body)
         if isinstance(checked, JSONResponse):
             return checked
@@ -225,7 +232,7 @@ async def create_call(request: Request) -> Response:
             {"call_id": call.call_id, "status": "initiated", "to": to, "from": number.e164}, status_code=201
         )
 
-    return await SIMULATOR.admit(to, handle)
+    return await SIMULATOR.admit(to, handle, refused(request))
 
 
 def rekey(call: SimCall, call_id: str) -> None:
@@ -238,8 +245,8 @@ def rekey(call: SimCall, call_id: str) -> None:
 def record(call: SimCall, config: SimConfig) -> dict[str, Any]:
     """The call as ``GET /v1/calls/{call_id}`` and the webhook show it."""
     ended = call.ended is not None
-    status, reason = ENDINGS[call.outcome] if ended else ("in-progress", None)
-    talked = ended and call.outcome in ("completed", "voicemail")
+    status, reason = ("completed", ended_reason(call)) if ended else ("in-progress", None)
+    talked = ended and call.outcome in (Outcome.COMPLETED, Outcome.VOICEMAIL)
     return {
         "call_id": call.call_id,
         "agent_id": call.meta["agent_id"],
@@ -254,6 +261,13 @@ def record(call: SimCall, config: SimConfig) -> dict[str, Any]:
         "duration_seconds": int(config.call_duration_s) if talked else 0,
         "transcript": transcript(call) if ended else None,
     }
+
+
+def ended_reason(call: SimCall) -> str:
+    """The call's ended_reason, picked once so the look-up and the webhook agree."""
+    if "ended_reason" not in call.meta:
+        call.meta["ended_reason"] = SIMULATOR.rng.choice(ENDED_REASONS[Outcome(call.outcome)])
+    return str(call.meta["ended_reason"])
 
 
 def transcript(call: SimCall) -> str:
@@ -275,17 +289,20 @@ async def get_call(call_id: str, request: Request) -> Response:
     return JSONResponse(record(call, SIMULATOR.config))
 
 
-def signed(body: dict[str, Any], config: SimConfig) -> dict[str, str]:
-    """The ``X-Nixflex-Signature`` of the exact bytes httpx sends for ``json=body``, signed now."""
+def signed(body: dict[str, Any]) -> dict[str, str]:
+    """The ``X-Nixflex-Signature`` of the exact bytes httpx sends for ``json=body``, signed now
+    with the key secret (``KEY_SECRET``), as Nixflex signs."""
     content = httpx.Request("POST", "http://signing.invalid/", json=body).content
     timestamp = int(time.time())
-    digest = hmac.new(webhook_secret(config).encode(), f"{timestamp}.".encode() + content, hashlib.sha256)
+    digest = hmac.new(DEMO_KEY_SECRET.encode(), f"{timestamp}.".encode() + content, hashlib.sha256)
     return {"X-Nixflex-Signature": f"t={timestamp},v1={digest.hexdigest()}"}
 
 
 def call_completed(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    body = {"event": "call.completed", **record(call, config)}
-    return body, signed(body, config)
+    """The documented flat payload, and only its fields."""
+    full = record(call, config)
+    body = {"event": "call.completed", **{k: full[k] for k in ("call_id", "status", "ended_reason", "transcript")}}
+    return body, signed(body)
 
 
 def rate_limited(retry_after: float) -> Response:
@@ -317,4 +334,6 @@ SIMULATOR = ProviderSim(
     demo_credentials={"key_id": DEMO_KEY_ID, "key_secret": DEMO_KEY_SECRET},
     rate_limited=rate_limited,
     server_error=server_error,
+    documented_rate_per_minute=DOCUMENTED_RATE_LIMIT,
+    documented_max_concurrent=DOCUMENTED_CONCURRENCY,
 )

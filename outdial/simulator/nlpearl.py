@@ -5,6 +5,10 @@ body and ``WWW-Authenticate: Bearer``, 415 for a body that is not JSON, and
 400 ``ValidationProblemDetails`` (``application/problem+json``) for a body the
 model binder or ``[Required]`` refuses. Property names match case-insensitively,
 as System.Text.Json's web defaults do.
+
+The webhook carries only the documented call fields (``id`` is the *call's*
+id; no request id), so outdial must learn the request's call from a
+CallRequest look-up. No rate limit is documented.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from outdial.simulator.base import ProviderSim, SimCall, SimConfig, default_webhook_url, post_webhook, webhook_secret
+from outdial.vocab import Outcome
 
 DEMO_ACCOUNT = "sim-account"
 DEMO_KEY = "sim-key"
@@ -31,14 +36,16 @@ JSON_MEDIA = re.compile(r"^(application/json|text/json|application/[^/;\s]+\+jso
 # The document gives ``to`` only a minimum length; a number that cannot be dialled is refused too.
 PHONE = re.compile(r"^\+?[0-9][0-9 ().\-]{5,22}$")
 
-# Simulated outcome -> (call status, conversationStatus), as NLPearl reports them.
-CALL_STATUSES: dict[str, tuple[int, int]] = {
-    "completed": (4, 100),
-    "no_answer": (7, 10),
-    "busy": (5, 10),
-    "voicemail": (4, 70),
-    "failed": (6, 500),
+# Simulated outcome -> the (call status, conversationStatus) pairs it can end with (one per call).
+# NeedRetry (10) is not among them: it means NLPearl itself calls again, which it does not simulate.
+CALL_STATUSES: dict[Outcome, tuple[tuple[int, int], ...]] = {
+    Outcome.COMPLETED: ((4, 100), (4, 110), (4, 130)),
+    Outcome.NO_ANSWER: ((7, 150), (4, 150)),
+    Outcome.BUSY: ((5, 150),),
+    Outcome.VOICEMAIL: ((4, 70),),
+    Outcome.FAILED: ((6, 500), (6, 220), (8, 300)),
 }
+WEBHOOK_FIELDS = ("id", "status", "conversationStatus", "from", "to", "duration")
 IN_PROGRESS = (3, 20)
 
 router = APIRouter(tags=["nlpearl"])
@@ -138,8 +145,6 @@ async def make_call(outbound_id: str, request: Request) -> Response:
     to = next((str(v) for k, v in peek.items() if k.lower() == "to"), "") if isinstance(peek, dict) else ""
 
     async def handle() -> Response:
-        if not authorized(request):
-            return unauthorized()
         if not JSON_MEDIA.match(request.headers.get("content-type") or ""):
             return problem(415, "Unsupported Media Type", "15.5.16")
         model, errors = bind(raw)
@@ -154,7 +159,7 @@ async def make_call(outbound_id: str, request: Request) -> Response:
         start_webhook(call)
         return JSONResponse({"id": call.call_id, "from": OUTBOUND_FROM, "to": to, "queuePosition": 0})
 
-    return await SIMULATOR.admit(to, handle)
+    return await SIMULATOR.admit(to, handle, None if authorized(request) else unauthorized())
 
 
 @router.get("/v1/Outbound/CallRequest/{request_id}")
@@ -188,11 +193,10 @@ async def get_call(call_id: str, request: Request) -> Response:
 
 def call_object(call: SimCall, config: SimConfig) -> dict[str, Any]:
     """A call as ``GET /v2/Call`` and the webhook show it: camelCase, integer statuses."""
-    status, conversation = CALL_STATUSES[call.outcome] if call.ended else IN_PROGRESS
-    talked = call.ended is not None and call.outcome in ("completed", "voicemail")
+    status, conversation = ended_statuses(call) if call.ended else IN_PROGRESS
+    talked = call.ended is not None and call.outcome in (Outcome.COMPLETED, Outcome.VOICEMAIL)
     return {
         "id": call.meta["callId"],
-        "requestId": call.call_id,
         "outboundId": call.meta["outboundId"],
         "startTime": call.started.isoformat(),
         "endTime": call.ended.isoformat() if call.ended else None,
@@ -209,13 +213,22 @@ def call_object(call: SimCall, config: SimConfig) -> dict[str, Any]:
     }
 
 
+def ended_statuses(call: SimCall) -> tuple[int, int]:
+    """The call's two statuses once over, picked once so the look-up and the webhook agree."""
+    if "statuses" not in call.meta:
+        call.meta["statuses"] = SIMULATOR.rng.choice(CALL_STATUSES[Outcome(call.outcome)])
+    status, conversation = call.meta["statuses"]
+    return int(status), int(conversation)
+
+
 def webhook_target(config: SimConfig) -> str:
     return config.webhook_url or default_webhook_url(SIMULATOR.default_account)
 
 
 def call_webhook(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    """NLPearl signs nothing: the shared secret rides as a bearer token."""
-    return call_object(call, config), {"Authorization": f"Bearer {webhook_secret(config)}"}
+    """The documented fields only; NLPearl signs nothing: the shared secret rides as a bearer token."""
+    full = call_object(call, config)
+    return {k: full[k] for k in WEBHOOK_FIELDS}, {"Authorization": f"Bearer {webhook_secret(config)}"}
 
 
 def start_webhook(call: SimCall) -> None:

@@ -2,8 +2,12 @@
 
 Errors use the document's response envelope (``status`` and ``message``),
 except a 429, which has the documented ``{"error":{code, message, reset_at}}``.
-The entry plan's limit (60 requests a minute) is one ``POST /_sim/config/trillet
-{"rate_limit_per_minute": 60}`` away; by default the demo account is unlimited.
+The entry plan's limits (60 requests a minute, 1 concurrent call) are one
+``POST /_sim/config/trillet {"documented_limits": true}`` away; by default the
+demo account is unlimited. Only the documented statuses (``completed``,
+``failed``, ``ongoing``) and events are sent; a webhook's ``data`` holds the
+documented ``callId, agentId, duration, status`` and the call's ``metadata``.
+The request body must be ``Content-Type: application/json``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from outdial.simulator.base import ProviderSim, SimCall, SimConfig, default_webhook_url, post_webhook, webhook_secret
+from outdial.vocab import Outcome
 
 DEMO_KEY = "sim-key"
 DEMO_WORKSPACE = "sim-workspace"
@@ -31,13 +36,15 @@ DEMO_AGENT = "sim-agent"
 FROM_NUMBER = "+14155550111"
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
-# Simulated outcome -> (webhook event, the finer status in its data and the history's endReason).
-ENDINGS: dict[str, tuple[str, str]] = {
-    "completed": ("call.completed", "completed"),
-    "voicemail": ("call.completed", "voicemail"),
-    "no_answer": ("call.failed", "no-answer"),
-    "busy": ("call.failed", "busy"),
-    "failed": ("call.failed", "failed"),
+DOCUMENTED_RATE_LIMIT = 60  # requests a minute on the entry plan
+DOCUMENTED_CONCURRENCY = 1
+# Simulated outcome -> (webhook event, documented status). Trillet says nothing finer.
+ENDINGS: dict[Outcome, tuple[str, str]] = {
+    Outcome.COMPLETED: ("call.completed", "completed"),
+    Outcome.VOICEMAIL: ("call.completed", "completed"),
+    Outcome.NO_ANSWER: ("call.failed", "failed"),
+    Outcome.BUSY: ("call.failed", "failed"),
+    Outcome.FAILED: ("call.failed", "failed"),
 }
 
 router = APIRouter(tags=["trillet"])
@@ -96,9 +103,9 @@ async def create_call(request: Request) -> Response:
     to = str(body.get("to")) if isinstance(body, dict) and isinstance(body.get("to"), str) else ""
 
     async def handle() -> Response:
-        denied = refused(request)
-        if denied is not None:
-            return denied
+        media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        if media != "application/json":
+            return error(415, "Unsupported Content-Type: the request body must be application/json")
         problem = validate(body)
         if problem:
             return error(400, problem)
@@ -122,7 +129,7 @@ async def create_call(request: Request) -> Response:
             }
         )
 
-    return await SIMULATOR.admit(to, handle)
+    return await SIMULATOR.admit(to, handle, refused(request))
 
 
 @router.get("/v1/api/call-history/{call_id}")
@@ -134,7 +141,7 @@ async def call_history(call_id: str, request: Request) -> Response:
     if call is None:
         return error(404, "Call not found")
     ended = call.ended is not None
-    event, detail = ENDINGS[call.outcome]
+    _, status = ENDINGS[Outcome(call.outcome)]
     return JSONResponse(
         {
             "callId": call.call_id,
@@ -142,8 +149,7 @@ async def call_history(call_id: str, request: Request) -> Response:
             "roomName": call.meta["roomName"],
             "fromPhoneNumber": FROM_NUMBER,
             "toPhoneNumber": call.to,
-            "status": ("completed" if event == "call.completed" else "failed") if ended else "ongoing",
-            "endReason": detail if ended else None,
+            "status": status if ended else "ongoing",
             "duration": duration(call, SIMULATOR.config),
             "createdAt": call.started.isoformat(),
             "endedAt": call.ended.isoformat() if call.ended else None,
@@ -153,7 +159,7 @@ async def call_history(call_id: str, request: Request) -> Response:
 
 
 def duration(call: SimCall, config: SimConfig) -> int:
-    return int(config.call_duration_s) if call.ended and call.outcome in ("completed", "voicemail") else 0
+    return int(config.call_duration_s) if call.ended and call.outcome in (Outcome.COMPLETED, Outcome.VOICEMAIL) else 0
 
 
 def signed(body: dict[str, Any], config: SimConfig) -> tuple[bytes, dict[str, str]]:
@@ -177,7 +183,7 @@ def event_body(call: SimCall, event: str, status: str, config: SimConfig) -> dic
 
 
 def ended_webhook(call: SimCall, config: SimConfig) -> tuple[dict[str, Any], dict[str, str]]:
-    event, status = ENDINGS[call.outcome]
+    event, status = ENDINGS[Outcome(call.outcome)]
     body = event_body(call, event, status, config)
     return body, signed(body, config)[1]
 
@@ -226,4 +232,6 @@ SIMULATOR = ProviderSim(
     demo_credentials={"api_key": DEMO_KEY},
     rate_limited=rate_limited,
     server_error=server_error,
+    documented_rate_per_minute=DOCUMENTED_RATE_LIMIT,
+    documented_max_concurrent=DOCUMENTED_CONCURRENCY,
 )

@@ -10,13 +10,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, Breaker, Job
 from outdial.store import AnyRow, table
+from outdial.vocab import NOT_ACCEPTED, Outcome
 
 breakers = table(Breaker)
 attempts = table(Attempt)
 jobs = table(Job)
 
 # A request the provider did not take as a call, or a call that failed.
-FAILED = (attempts.c.result.in_(["retry_safe", "unknown", "rejected"])) | (attempts.c.outcome == "failed")
+FAILED = (attempts.c.result.in_(NOT_ACCEPTED)) | (attempts.c.outcome == Outcome.FAILED)
 
 
 def recent_counts(conn: Connection, scope: str, since: datetime) -> dict[str, tuple[int, int]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Connection, select, text, update
+from sqlalchemy import Connection, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, ProviderEvent
@@ -60,6 +60,21 @@ def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[
     ).all()
 
 
+def reported(conn: Connection, provider_call_ids: Sequence[str]) -> dict[str, list[AnyRow]]:
+    """What providers said about these calls, oldest first: every raw status kept, applied or not."""
+    found: dict[str, list[AnyRow]] = {}
+    if not provider_call_ids:
+        return found
+    rows = conn.execute(
+        select(events.c.provider_call_id, events.c.raw_status, events.c.outcome, events.c.applied, events.c.received_at)
+        .where(events.c.provider_call_id.in_(list(provider_call_ids)))
+        .order_by(events.c.id)
+    ).all()
+    for row in rows:
+        found.setdefault(row.provider_call_id, []).append(row)
+    return found
+
+
 def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
     """Unmatched events whose call id has since been recorded on an attempt (a webhook that raced
     the worker's own record of the call)."""
@@ -69,7 +84,13 @@ def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
         .where(
             events.c.applied == "unmatched",
             select(attempts.c.id)
-            .where(attempts.c.provider == events.c.provider, attempts.c.provider_call_id == events.c.provider_call_id)
+            .where(
+                attempts.c.provider == events.c.provider,
+                or_(
+                    attempts.c.provider_call_id == events.c.provider_call_id,
+                    attempts.c.provider_ref == events.c.provider_call_id,
+                ),
+            )
             .exists(),
         )
         .order_by(events.c.id)

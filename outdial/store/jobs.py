@@ -46,6 +46,7 @@ from outdial.models import (
     JobState,
 )
 from outdial.store import AnyRow, table
+from outdial.vocab import Verdict
 
 jobs = table(Job)
 dnc = table(DncNumber)
@@ -481,17 +482,89 @@ def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:
 
 
 def attempt_for_call(conn: Connection, provider: str, call_id: str) -> AnyRow | None:
-    return conn.execute(
+    """The attempt that placed the call: by its call id, or by a second id learnt later."""
+    found = conn.execute(
         select(attempts).where(attempts.c.provider == provider, attempts.c.provider_call_id == call_id)
+    ).first()
+    if found is not None:
+        return found
+    return conn.execute(
+        select(attempts).where(attempts.c.provider == provider, attempts.c.provider_ref == call_id).limit(1)
     ).first()
 
 
-def settle_attempt(conn: Connection, attempt_id: int, outcome: str, raw_status: str, ended_at: datetime) -> bool:
-    """Give an attempt its outcome once; False if it already had one."""
+def set_call_ref(conn: Connection, provider: str, call_id: str, ref: str) -> bool:
+    """Record a second id of the call placed as ``call_id`` (set once); False if nothing changed."""
+    result = conn.execute(
+        update(attempts)
+        .where(
+            attempts.c.provider == provider,
+            attempts.c.provider_call_id == call_id,
+            or_(attempts.c.provider_ref.is_(None), attempts.c.provider_ref != ref),
+        )
+        .values(provider_ref=ref)
+    )
+    return result.rowcount > 0
+
+
+def attempt_by_number(conn: Connection, job_id: int, number: int) -> AnyRow | None:
+    """The newest request of attempt ``number`` of a job."""
+    return conn.execute(
+        select(attempts)
+        .where(attempts.c.job_id == job_id, attempts.c.number == number)
+        .order_by(attempts.c.seq.desc())
+        .limit(1)
+    ).first()
+
+
+def adopt_call_id(conn: Connection, attempt_id: int, job_id: int, call_id: str) -> bool:
+    """Give an ``unknown`` job whose create-call answer was lost the call id an event names."""
+    if (
+        conn.execute(
+            update(attempts)
+            .where(attempts.c.id == attempt_id, attempts.c.provider_call_id.is_(None))
+            .values(provider_call_id=call_id)
+        ).rowcount
+        != 1
+    ):
+        return False
+    moved = conn.execute(
+        update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.state == JobState.UNKNOWN, jobs.c.provider_call_id.is_(None))
+        .values(provider_call_id=call_id)
+    )
+    return moved.rowcount == 1
+
+
+def open_calls_to(conn: Connection, account: str, to_number: str) -> Sequence[AnyRow]:
+    """The newest attempts of jobs on ``account`` to ``to_number`` still waiting for an outcome."""
+    query = (
+        select(attempts)
+        .join(jobs, (jobs.c.id == attempts.c.job_id) & (jobs.c.provider_call_id == attempts.c.provider_call_id))
+        .where(
+            jobs.c.account == account,
+            jobs.c.to_number == to_number,
+            jobs.c.state.in_([JobState.ACCEPTED, JobState.UNKNOWN]),
+            attempts.c.outcome.is_(None),
+        )
+        .limit(2)
+    )
+    return conn.execute(query).all()
+
+
+def settle_attempt(
+    conn: Connection,
+    attempt_id: int,
+    outcome: str,
+    raw_status: str,
+    ended_at: datetime,
+    result_data: Mapping[str, Any] | None = None,
+) -> bool:
+    """Give an attempt its outcome (and what the provider reported) once; False if it already had one."""
     result = conn.execute(
         update(attempts)
         .where(attempts.c.id == attempt_id, attempts.c.outcome.is_(None))
-        .values(outcome=outcome, raw_status=raw_status, ended_at=ended_at)
+        .values(outcome=outcome, raw_status=raw_status, ended_at=ended_at, result_data=dict(result_data or {}) or None)
     )
     return result.rowcount == 1
 
@@ -537,17 +610,30 @@ def accepted_attempts_by_number(conn: Connection, campaign_id: int) -> dict[str,
     query = (
         select(jobs.c.to_number, func.count())
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-        .where(jobs.c.campaign_id == campaign_id, attempts.c.result == "accepted")
+        .where(jobs.c.campaign_id == campaign_id, attempts.c.result == Verdict.ACCEPTED)
         .group_by(jobs.c.to_number)
     )
     return {str(n): int(c) for n, c in conn.execute(query)}
 
 
 def awaiting_outcome(
-    conn: Connection, accepted_before: datetime, checked_before: datetime, limit: int
+    conn: Connection,
+    accepted_before: datetime,
+    checked_before: datetime,
+    limit: int,
+    prompt_accounts: Sequence[str] = (),
 ) -> Sequence[AnyRow]:
-    """Calls whose outcome has not come: accepted a while ago, or ``unknown`` with a call id to look up."""
+    """Calls whose outcome has not come: accepted a while ago, or ``unknown`` with a call id to look up.
+
+    On ``prompt_accounts`` (providers whose webhooks name a second id of the call), an accepted
+    call is looked up at once until that id is known, so no webhook waits long unmatched.
+    """
     not_checked_lately = or_(jobs.c.checked_at.is_(None), jobs.c.checked_at < checked_before)
+    ref_unknown = ~exists().where(
+        attempts.c.job_id == jobs.c.id,
+        attempts.c.provider_call_id == jobs.c.provider_call_id,
+        attempts.c.provider_ref.is_not(None),
+    )
     query = (
         select(jobs.c.id, jobs.c.account, jobs.c.provider_call_id, jobs.c.state)
         .where(
@@ -556,6 +642,7 @@ def awaiting_outcome(
             or_(
                 (jobs.c.state == JobState.ACCEPTED) & (jobs.c.state_changed_at < accepted_before),
                 jobs.c.state == JobState.UNKNOWN,
+                (jobs.c.state == JobState.ACCEPTED) & jobs.c.account.in_(list(prompt_accounts)) & ref_unknown,
             ),
         )
         .order_by(jobs.c.checked_at.is_not(None), jobs.c.checked_at)

@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Select, func, or_, select
 
 from outdial.models import Attempt, Job, JobState
 from outdial.store import AnyRow, table
+from outdial.vocab import NOT_ACCEPTED
 
 jobs = table(Job)
 attempts = table(Attempt)
@@ -47,7 +48,7 @@ def last_outcomes(conn: Connection, campaign_id: int) -> dict[str, int]:
 
 def recent_errors(conn: Connection, campaign_id: int, limit: int) -> Sequence[AnyRow]:
     """The campaign's latest requests that failed or went unanswered, newest first."""
-    failed = or_(attempts.c.error.is_not(None), attempts.c.result.in_(["rejected", "unknown", "retry_safe"]))
+    failed = or_(attempts.c.error.is_not(None), attempts.c.result.in_(NOT_ACCEPTED))
     query = (
         select(
             attempts.c.job_id,

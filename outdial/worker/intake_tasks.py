@@ -28,9 +28,8 @@ from sqlalchemy.exc import OperationalError
 
 from outdial import logs
 from outdial.errors import InputError
-from outdial.services.campaigns import unknown_account
 from outdial.services.intake.csv_import import ImportFailed, import_csv
-from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.requests import IdempotencyKey, ImportLeadsTask
 from outdial.services.timing.spec import SpecError
@@ -72,8 +71,10 @@ def enqueue_from_kwargs(
         body = CallBody.model_validate(fields)
     except ValidationError as exc:
         raise TaskRefused(_reason(exc)) from None
-    if problem := unknown_account(body.account, accounts):
-        raise TaskRefused(f"account: {problem}")
+    try:
+        check_call(body, accounts)
+    except InputError as exc:
+        raise TaskRefused(f"{exc.field or 'account'}: {exc.reason}") from None
     try:
         result = enqueue_call(engine, body, now, settings, key)
     except SpecError as exc:

@@ -106,7 +106,7 @@ def test_two_schedulers_never_enqueue_twice(engine: Engine, settings: Settings) 
         (httpx.Response(404, json={"status": "error", "message": "Agent does not exist"}), "rejected"),
         (httpx.Response(500, json={"status": "error", "message": "Server error"}), "unknown"),
         (httpx.Response(429, headers={"Retry-After": "0"}), "scheduled"),
-        (httpx.Response(503), "scheduled"),
+        (httpx.Response(503), "unknown"),  # no document says a 503 placed no call: never re-sent
         (httpx.ConnectError("refused"), "scheduled"),
         (httpx.ReadTimeout("slow"), "unknown"),
         (httpx.RemoteProtocolError("dropped"), "unknown"),

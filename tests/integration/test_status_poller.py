@@ -32,7 +32,9 @@ class LookupCallKaro(CallKaro):
     def build_status_request(self, account: Account, provider_call_id: str) -> httpx.Request:
         return httpx.Request("GET", account.url(f"/status/{provider_call_id}"))
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         body = response.json()
         outcome = {"done": Outcome.COMPLETED, "busy": Outcome.BUSY}.get(body["status"])
         return CallEvent(provider_call_id, f"{provider_call_id}:{body['status']}", body["status"], outcome)

@@ -6,16 +6,18 @@ all come through here, so the same input always makes the same job.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
+from outdial.errors import InputError
 from outdial.models import JobState
+from outdial.services.providers import adapter_for
 from outdial.services.timing.admit import admit, merge_layers
 from outdial.services.timing.spec import TimingFields, parse_number
 from outdial.settings import Settings
@@ -23,26 +25,44 @@ from outdial.store import AnyRow
 from outdial.store import dnc as dnc_store
 from outdial.store import jobs as job_store
 
-LANGUAGES = ("hi", "en", "kn", "mr", "ta", "te", "bn", "gu", "ml")
-
 
 class CallBody(TimingFields):
-    """A single call: a superset of CallKaro's create-call body, plus ``account``."""
+    """A single call: the number, the account, the lead's variables, the SPEC 5 timing fields,
+    and the per-call options of the account's provider.
+
+    Those options are the provider's to declare (its adapter's ``options_model``) and are
+    checked once the account is known (:meth:`Adapter.call_options`). For compatibility
+    they may also be given at the top level, as a CallKaro body has them (``agent_id``,
+    ``batch_id``, ``language``): any field that is not outdial's is taken for one, so a
+    misspelt field is still refused, by the provider's model, naming it.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     to_number: str = Field(pattern=r"^\+[1-9]\d{1,14}$")
     account: str = Field(min_length=1, max_length=100)
-    agent_id: str | None = Field(default=None, max_length=200)
-    batch_id: str | None = Field(default=None, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
-    language: str | None = Field(default=None, pattern="^(" + "|".join(LANGUAGES) + ")$")
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Per-call options of the account's provider, e.g. CallKaro's language."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provider_fields_at_the_top(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        theirs = {k: v for k, v in data.items() if k not in cls.model_fields}
+        if not theirs:
+            return data
+        given = data.get("options")
+        nested = dict(given) if isinstance(given, dict) else {}
+        both = sorted(set(theirs) & set(nested))
+        if both:
+            raise ValueError(f"{both[0]!r} is given both at the top level and in options")
+        return {**{k: v for k, v in data.items() if k in cls.model_fields}, "options": {**theirs, **nested}}
 
     def timing_layer(self) -> dict[str, Any]:
         return {k: v for k, v in self.given().items() if k in TimingFields.model_fields}
-
-    def options(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("agent_id", "batch_id", "language") if getattr(self, k) is not None}
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,7 @@ def enqueue_call(
             to_number=body.to_number,
             fields=fields,
             variables=body.metadata,
-            options=body.options(),
+            options=dict(body.options),
             retry_on=(campaign.retry_on if campaign else None) or settings.retry_on,
             now=now,
             settings=settings,
@@ -166,3 +186,27 @@ def _existing(conn: Connection, key: str) -> Enqueued | None:
     if job is None:
         return Enqueued(job_id, False, "unknown")
     return Enqueued(job_id, False, job.state, job.next_due_at, job.reason)
+
+
+def unknown_account(name: str, accounts: Mapping[str, Any]) -> str | None:
+    """Why ``name`` is not a usable account, or None when it is.
+
+    An account whose options its provider refuses (say CallKaro's ``language`` outside its
+    enum) is not usable either: refused here, at campaign or call creation, naming the
+    option, rather than failing (or being silently dropped) at dial time.
+    """
+    if name not in accounts:
+        return f"no account named {name!r}; known: {', '.join(sorted(accounts)) or 'none'}"
+    try:
+        adapter = adapter_for(accounts[name].provider)
+    except KeyError as exc:
+        return str(exc.args[0])
+    return adapter.account_problem(accounts[name])
+
+
+def check_call(body: CallBody, accounts: Mapping[str, Any]) -> None:
+    """Refuse a call on an unusable account, or with options its provider does not take
+    (InputError naming the field); the options are kept as the provider's model reads them."""
+    if problem := unknown_account(body.account, accounts):
+        raise InputError(problem, field="account")
+    body.options = adapter_for(accounts[body.account].provider).call_options(body.options)

@@ -1,26 +1,22 @@
-"""Provider adapters, one module each; a module that defines ``ADAPTER`` is registered by its presence."""
+"""Provider adapters, registered explicitly (:mod:`outdial.registry`): built in, or added by an
+installed package through the ``outdial.providers`` entry-point group."""
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from functools import cache
 
+from outdial.registry import ADAPTER_GROUP, registered
 from outdial.services.providers.base import Adapter
-
-_NOT_ADAPTERS = {"base", "accounts", "transport", "registry"}
 
 
 @cache
 def adapters() -> dict[str, Adapter]:
     found: dict[str, Adapter] = {}
-    for info in pkgutil.iter_modules(__path__):
-        if info.name.startswith("_") or info.name in _NOT_ADAPTERS:
-            continue
-        module = importlib.import_module(f"{__name__}.{info.name}")
-        adapter = getattr(module, "ADAPTER", None)
-        if isinstance(adapter, Adapter):
-            found[adapter.name] = adapter
+    for entry in registered(ADAPTER_GROUP):
+        adapter = entry.load()
+        if not isinstance(adapter, Adapter) or adapter.name != entry.name:
+            raise TypeError(f"{ADAPTER_GROUP} entry {entry.name!r} ({entry.value}) is not an Adapter named so")
+        found[entry.name] = adapter
     return found
 
 

@@ -12,31 +12,16 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any, ClassVar
 
 import httpx
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from outdial.errors import InputError
 from outdial.services.providers.accounts import Account
+from outdial.vocab import Outcome, Verdict
 
-
-class Verdict(StrEnum):
-    """What a create-call request came to, as far as placing the call goes."""
-
-    ACCEPTED = "accepted"  # the provider took the call; the outcome comes later
-    RETRY_SAFE = "retry_safe"  # nothing was placed: safe to send again, budget untouched
-    UNKNOWN = "unknown"  # the call may or may not have been placed: never resend blindly
-    REJECTED = "rejected"  # it can never succeed as sent
-
-
-class Outcome(StrEnum):
-    """The normalised result of a placed call (SPEC 6)."""
-
-    COMPLETED = "completed"
-    NO_ANSWER = "no_answer"
-    BUSY = "busy"
-    VOICEMAIL = "voicemail"
-    FAILED = "failed"
+__all__ = ["Outcome", "Verdict"]  # re-exported: adapters and their tests name them from here
 
 
 @dataclass(frozen=True)
@@ -50,6 +35,8 @@ class CallRequest:
     # Per-call overrides of the account's options (agent_id, language, batch_id, ...).
     options: Mapping[str, Any] = field(default_factory=dict)
     callback_url: str | None = None
+    # The SPEC 5 priority when the user gave one (None: not given), for providers that take it.
+    priority: int | None = None
 
     def option(self, account: Account, key: str) -> Any:
         """A per-call option, else the account's; the account names a missing one."""
@@ -75,6 +62,29 @@ class CallEvent:
     raw_status: str
     outcome: Outcome | None  # None while the call is not over
     ended_at: datetime | None = None
+    # A second id of the same call learnt from this event (NLPearl: the call id of a call
+    # request), so later events that name only it are matched.
+    call_ref: str | None = None
+    # Documented fields that name the call another way, to match an event whose id is not
+    # ours: the job and attempt read back from metadata we sent (Trillet), or the number
+    # called (MOBtexting).
+    job_ref: tuple[int, int] | None = None
+    to_number: str | None = None
+    # What the provider reports about the call (duration, recording URL, transcript,
+    # summary), kept on the attempt.
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CallOptions(BaseModel):
+    """The per-call options an adapter takes (each adapter declares its own subclass).
+
+    A job's options override the account's options of the same name; an option the
+    adapter does not declare is refused, so a misspelt one is never dropped silently.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    agent_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 class WebhookRefused(Exception):
@@ -87,6 +97,33 @@ class Adapter:
     name: ClassVar[str]
     # Whether the provider reports outcomes by webhook, and whether it can be asked.
     has_webhooks: ClassVar[bool] = True
+    # The per-call options this provider takes.
+    options_model: ClassVar[type[CallOptions]] = CallOptions
+    # Whether a webhook may name only a second id of the call, learnt by a status look-up
+    # (the poller then resolves that id promptly, not after ``poll_after_s``).
+    learns_call_ref: ClassVar[bool] = False
+
+    def call_options(self, raw: Mapping[str, Any]) -> dict[str, Any]:
+        """Per-call options checked against :attr:`options_model`; InputError names the first bad one."""
+        try:
+            checked = self.options_model.model_validate(dict(raw))
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            name = str(error["loc"][0]) if error["loc"] else "options"
+            message = str(error["msg"]).removeprefix("Value error, ")
+            given = f" {error['input']!r}:" if error["type"] != "extra_forbidden" else ""
+            raise InputError(f"{name}:{given} {message} (a {self.name} call option)", field=name) from None
+        return checked.model_dump(exclude_none=True)
+
+    def account_problem(self, account: Account) -> str | None:
+        """Why the account's options cannot make a valid call, naming the option; None if they can."""
+        fields = self.options_model.model_fields
+        given = {k: v for k, v in account.options.items() if k in fields}
+        try:
+            self.call_options(given)
+        except InputError as exc:
+            return f"account {account.name}: option {exc}"
+        return None
 
     def build_request(self, account: Account, call: CallRequest) -> httpx.Request:
         raise NotImplementedError
@@ -114,13 +151,15 @@ class Adapter:
             # Taken, but we cannot tell which call it is: never place it again blindly.
             return DialResult(Verdict.UNKNOWN, None, status, "no_call_id", "2xx without a call id")
         code, message = self.error_details(response)
-        if status == 429 or status == 503:
+        if status == 429:
+            # Rate limited: the provider says it did nothing; it may be asked again after Retry-After.
             return DialResult(
                 Verdict.RETRY_SAFE, None, status, code or str(status), message, self.retry_after(response)
             )
         if 400 <= status < 500 and status not in (408, 409):
             return DialResult(Verdict.REJECTED, None, status, code or str(status), message)
-        # 5xx, 408, 409: the provider may have acted on it.
+        # Any 5xx (503 included: no document says a 503 means the call was not placed), 408, 409:
+        # the provider may have acted on it, so it is never re-sent blindly.
         return DialResult(Verdict.UNKNOWN, None, status, code or str(status), message)
 
     def retry_after(self, response: httpx.Response) -> float | None:
@@ -151,7 +190,8 @@ class Adapter:
         if not given or not hmac.compare_digest(given.encode(), secret.encode()):
             raise WebhookRefused("missing or wrong webhook secret")
 
-    def parse_webhook(self, body: bytes) -> list[CallEvent]:
+    def parse_webhook(self, body: bytes, account: Account | None = None) -> list[CallEvent]:
+        """The events of a webhook body; ``account`` carries options that change how statuses read."""
         raise NotImplementedError
 
     def build_status_request(self, account: Account, provider_call_id: str) -> httpx.Request | None:
@@ -164,7 +204,9 @@ class Adapter:
         """A second look-up that the first answer points to (NLPearl: request, then call); None if none."""
         return None
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         return None
 
 

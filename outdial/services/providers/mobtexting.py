@@ -18,7 +18,11 @@ for delivery.", data: [{id, mobile, charges, ...}]}``: the call id is
 
 Outcomes come by a JSON webhook ``{bridge, from, to, source: "OBD", mid, ...,
 status}`` authenticated by a shared secret as Bearer (the default check), or
-from ``GET .../outgoing/callstatus?id=...``.
+from ``GET .../outgoing/callstatus?id=...``. No document says that the
+webhook's ``mid`` is the send's ``data[].id``: an event is matched by ``mid``
+when it happens to be a known id, else by the documented ``to`` (the one open
+call to that number on the account); failing both, the ``callstatus`` look-up
+of the job settles it.
 """
 
 from __future__ import annotations
@@ -31,11 +35,13 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import httpx
+from pydantic import Field
 
 from outdial.services.providers.accounts import Account, AccountError
 from outdial.services.providers.base import (
     Adapter,
     CallEvent,
+    CallOptions,
     CallRequest,
     DialResult,
     Outcome,
@@ -88,8 +94,20 @@ def body_status(body: object) -> int | None:
     return None
 
 
+RESULT_FIELDS = ("duration", "recording_url")
+
+
+class MOBtextingOptions(CallOptions):
+    bridge: str | None = Field(default=None, pattern=r"^\+?\d{6,15}$")
+    ivr_id: str | None = Field(default=None, min_length=1, max_length=100)
+    audio: str | None = Field(default=None, min_length=1, max_length=2000)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    webhook_id: str | None = Field(default=None, min_length=1, max_length=100)
+
+
 class MOBtexting(Adapter):
     name = "mobtexting"
+    options_model = MOBtextingOptions
 
     def headers(self, account: Account) -> dict[str, str]:
         return {"Authorization": f"Bearer {account.secret('token')}", "Accept": "application/json"}
@@ -160,18 +178,19 @@ class MOBtexting(Adapter):
 
     # Outcomes: the shared-secret check of the base class stands ------------------------
 
-    def parse_webhook(self, body: bytes) -> list[CallEvent]:
+    def parse_webhook(self, body: bytes, account: Account | None = None) -> list[CallEvent]:
         try:
             payload: Any = json.loads(body)
         except json.JSONDecodeError:
             payload = dict(parse_qsl(body.decode(), keep_blank_values=True)) or None
         if not isinstance(payload, dict):
             raise ValueError("MOBtexting webhook body is not an object")
-        call_id = payload.get("mid") or payload.get("id")
+        call_id = payload.get("mid")
         if not call_id:
             raise ValueError("MOBtexting webhook without mid")
         status = normal_status(payload.get("status"))
         outcome = STATUS_OUTCOMES.get(status)  # a status we do not know is kept, never taken for an outcome
+        to = digits(str(payload.get("to") or ""))
         return [
             CallEvent(
                 provider_call_id=str(call_id),
@@ -179,6 +198,8 @@ class MOBtexting(Adapter):
                 raw_status=str(payload.get("status") or ""),
                 outcome=outcome,
                 ended_at=parse_time(payload.get("end_at"), naive_is_utc=False) if outcome else None,
+                to_number=f"+{to}" if to else None,
+                data={k: payload[k] for k in RESULT_FIELDS if payload.get(k) not in (None, "")} if outcome else {},
             )
         ]
 
@@ -190,7 +211,9 @@ class MOBtexting(Adapter):
             headers=self.headers(account),
         )
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         body = safe_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
             return None

@@ -20,7 +20,10 @@ Answers:
   dispatcher does not re-send, the job waits for a person or a look-up.
 
 Outcomes come by the signed ``call.completed`` webhook (``X-Nixflex-Signature:
-t=<unix>,v1=<hex>``) or from ``GET /v1/calls/{call_id}``.
+t=<unix>,v1=<hex>``, keyed with the key secret ``KEY_SECRET``, as the document
+says: no separate webhook secret) or from ``GET /v1/calls/{call_id}``. The
+outcome is read from the documented ``ended_reason`` alone; ``status`` has no
+documented values and is only kept.
 """
 
 from __future__ import annotations
@@ -33,11 +36,13 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from outdial.services.providers.accounts import Account, AccountError
 from outdial.services.providers.base import (
     Adapter,
     CallEvent,
+    CallOptions,
     CallRequest,
     DialResult,
     Outcome,
@@ -45,7 +50,6 @@ from outdial.services.providers.base import (
     WebhookRefused,
     json_field,
     json_post,
-    parse_time,
     safe_json,
     text_values,
 )
@@ -59,25 +63,17 @@ ENDED_REASON_OUTCOMES: dict[str, Outcome] = {
     "agent_hangup": Outcome.COMPLETED,
     "caller_hangup": Outcome.COMPLETED,
     "max_duration": Outcome.COMPLETED,
-    # Connected, and nobody ever spoke: nobody was reached, so it is worth another try.
-    "silence_timeout": Outcome.NO_ANSWER,
+    # The callee answered and then said nothing: a person was reached, never "no answer".
+    "silence_timeout": Outcome.COMPLETED,
     "voicemail": Outcome.VOICEMAIL,
     "error": Outcome.FAILED,
 }
 
-# The call's status (Twilio's call statuses, which Nixflex passes on). Not documented
-# as a list: a failure status refines the outcome when it is there; nothing depends
-# on it. None: the call is not over.
-CALL_STATUS_OUTCOMES: dict[str, Outcome | None] = {
-    "initiated": None,
-    "queued": None,
-    "ringing": None,
-    "in-progress": None,
-    "no-answer": Outcome.NO_ANSWER,
-    "busy": Outcome.BUSY,
-    "failed": Outcome.FAILED,
-    "canceled": Outcome.NO_ANSWER,
-}
+
+class NixflexOptions(CallOptions):
+    prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
+    from_number: str | None = Field(default=None, pattern=r"^\+[1-9]\d{1,14}$")
+    campaign_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -110,21 +106,14 @@ def parse_signature(header: str) -> tuple[int, list[str]]:
     return timestamp, signatures
 
 
-def ended_outcome(status: str, ended_reason: str) -> Outcome | None:
-    """The outcome of a call from its status and ended_reason; None while it is not over."""
-    status = status.lower().replace("_", "-")
-    by_status = CALL_STATUS_OUTCOMES.get(status)
-    if by_status is not None:
-        return by_status  # busy / no-answer / failed say more than the reason the line closed
-    reason = ENDED_REASON_OUTCOMES.get(ended_reason.lower())
-    if reason is not None:
-        return reason
-    # A call Twilio calls completed connected and ended; other statuses: still ringing or talking.
-    return Outcome.COMPLETED if status == "completed" else None
+def ended_outcome(ended_reason: str) -> Outcome | None:
+    """The outcome of an ended call from its ``ended_reason``; None for a reason no document names."""
+    return ENDED_REASON_OUTCOMES.get(ended_reason.lower())
 
 
 class Nixflex(Adapter):
     name = "nixflex"
+    options_model = NixflexOptions
 
     def headers(self, account: Account) -> dict[str, str]:
         token = f"{account.secret('key_id')}:{account.secret('key_secret')}"
@@ -179,10 +168,7 @@ class Nixflex(Adapter):
     # Outcomes --------------------------------------------------------------------------
 
     def signing_secret(self, account: Account) -> str | None:
-        """The account's webhook secret; Nixflex signs with the key secret, used when none is set."""
-        secret = account.webhook_secret()
-        if secret:
-            return secret
+        """The key secret (``KEY_SECRET``): Nixflex signs webhooks with it, and with nothing else."""
         if "key_secret" not in account.credentials:
             return None
         try:
@@ -193,7 +179,7 @@ class Nixflex(Adapter):
     def verify_webhook(self, account: Account, headers: Mapping[str, str], body: bytes, now: float) -> None:
         secret = self.signing_secret(account)
         if not secret:
-            raise WebhookRefused(f"account {account.name} has no webhook secret configured")
+            raise WebhookRefused(f"account {account.name} has no key_secret to check signatures with")
         header = (headers.get(SIGNATURE_HEADER) or "").strip()
         if not header:
             raise WebhookRefused("missing X-Nixflex-Signature")
@@ -206,32 +192,27 @@ class Nixflex(Adapter):
             raise WebhookRefused("X-Nixflex-Signature timestamp is outside the 300 s tolerance")
         expected = sign(secret, timestamp, body).encode()
         if not any(hmac.compare_digest(v.encode(), expected) for v in given):
-            raise WebhookRefused("X-Nixflex-Signature does not match the body")
+            raise WebhookRefused("X-Nixflex-Signature does not match the body (HMAC-SHA256 keyed with the key secret)")
 
-    def parse_webhook(self, body: bytes) -> list[CallEvent]:
+    def parse_webhook(self, body: bytes, account: Account | None = None) -> list[CallEvent]:
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise ValueError("Nixflex webhook body is not a JSON object")
-        # The documented payload is flat; a data envelope is read the same way.
-        data = payload["data"] if isinstance(payload.get("data"), dict) else payload
-        call_id = data.get("call_id")
+        call_id = payload.get("call_id")
         if not call_id:
             raise ValueError("Nixflex webhook without call_id")
-        event = str(payload.get("event") or data.get("event") or "call.completed")
-        status = str(data.get("status") or "")
-        reason = str(data.get("ended_reason") or "")
-        if event == "call.completed":
-            # The call is over: a reason we do not know is still an ended call.
-            outcome: Outcome | None = ended_outcome(status, reason) or Outcome.FAILED
-        else:
-            outcome = None  # an event we do not know is kept, never taken for an outcome
+        event = str(payload.get("event") or "call.completed")
+        status = str(payload.get("status") or "")
+        reason = str(payload.get("ended_reason") or "")
+        # Only call.completed is documented; a reason no document names is kept, never guessed.
+        outcome = ended_outcome(reason) if event == "call.completed" else None
         return [
             CallEvent(
                 provider_call_id=str(call_id),
                 event_key=f"{call_id}:{event}",
                 raw_status=_raw(status, reason),
                 outcome=outcome,
-                ended_at=parse_time(data.get("ended_at")) if outcome else None,
+                data=_result(payload) if outcome else {},
             )
         ]
 
@@ -240,24 +221,29 @@ class Nixflex(Adapter):
             "GET", account.url(f"/v1/calls/{quote(provider_call_id, safe='')}"), headers=self.headers(account)
         )
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         body = safe_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
             return None  # call_not_found and friends: nothing learnt
-        record = body["data"] if isinstance(body.get("data"), dict) else body
-        status = str(record.get("status") or "")
-        reason = str(record.get("ended_reason") or "")
+        status = str(body.get("status") or "")
+        reason = str(body.get("ended_reason") or "")
         if not status and not reason:
             return None
-        outcome = ended_outcome(status, reason)
+        outcome = ended_outcome(reason) if reason else None  # no ended_reason: not over
         raw = _raw(status, reason)
         return CallEvent(
             provider_call_id=provider_call_id,
             event_key=f"{provider_call_id}:status:{raw}",
             raw_status=raw,
             outcome=outcome,
-            ended_at=parse_time(record.get("ended_at")) if outcome else None,
+            data=_result(body) if outcome else {},
         )
+
+
+def _result(record: Mapping[str, object]) -> dict[str, object]:
+    return {"transcript": record["transcript"]} if record.get("transcript") else {}
 
 
 def _raw(status: str, reason: str) -> str:

@@ -5,6 +5,14 @@ request id as the provider call id. The request, once dialled, names its call
 (``callId``), whose two status fields (``status`` and ``conversationStatus``)
 say how it went. Outcomes come by webhook (camelCase, unsigned: a shared
 secret guards it) or by looking the request, then the call, up.
+
+The documented webhook names only the *call* (``id``), never the request: it
+is matched by the call id that a CallRequest look-up taught (``call_ref``).
+The poller looks NLPearl requests up promptly until their call id is known.
+
+``conversationStatus`` 10 NeedRetry means NLPearl itself calls again: the call
+is not over for outdial, unless the account says its NLPearl campaign has
+retries off (option ``campaign_retries_off = true``); then it is no answer.
 """
 
 from __future__ import annotations
@@ -15,16 +23,17 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from outdial.services.providers.accounts import Account
 from outdial.services.providers.base import (
     Adapter,
     CallEvent,
+    CallOptions,
     CallRequest,
     Outcome,
     json_field,
     json_post,
-    parse_time,
     safe_json,
     text_values,
 )
@@ -81,7 +90,7 @@ CONVERSATION_STATUS_NAMES: dict[int, str] = {
     500: "Error",
 }
 CONVERSATION_OUTCOMES: dict[int, Outcome | None] = {
-    10: Outcome.NO_ANSWER,  # NLPearl itself would call again: nobody was reached
+    10: None,  # NeedRetry: NLPearl itself calls again (see call_outcome)
     20: None,
     70: Outcome.VOICEMAIL,
     100: Outcome.COMPLETED,
@@ -94,10 +103,19 @@ CONVERSATION_OUTCOMES: dict[int, Outcome | None] = {
 }
 
 
-def call_outcome(status: int | None, conversation_status: int | None) -> Outcome | None:
-    """The outcome of a call from its two status fields; None while it is not over."""
+NEED_RETRY = 10
+
+
+def call_outcome(status: int | None, conversation_status: int | None, provider_retries: bool = True) -> Outcome | None:
+    """The outcome of a call from its two status fields; None while it is not over.
+
+    ``provider_retries``: NLPearl's campaign calls a NeedRetry again itself, so outdial
+    must not retry on top of it; only with its retries off is NeedRetry a no answer.
+    """
     if status == 3:
         return None
+    if conversation_status == NEED_RETRY:
+        return None if provider_retries else Outcome.NO_ANSWER
     if conversation_status == 70 and status in (None, 4):
         return Outcome.VOICEMAIL
     if status in CALL_OUTCOMES:
@@ -118,8 +136,27 @@ def raw_call_status(status: int | None, conversation_status: int | None) -> str:
     return f"{name(status, CALL_STATUS_NAMES)}/{name(conversation_status, CONVERSATION_STATUS_NAMES)}"
 
 
+# What a call object reports about the call, kept on the attempt.
+RESULT_FIELDS = ("duration", "recording", "transcript", "summary")
+RETRIES_OFF_OPTION = "campaign_retries_off"
+
+
+class NLPearlOptions(CallOptions):
+    """``outbound_id`` (or the generic ``agent_id``) names the NLPearl outbound campaign."""
+
+    outbound_id: str | None = Field(default=None, min_length=1, max_length=200)
+    campaign_retries_off: bool | None = None
+
+
+def provider_retries(account: Account | None) -> bool:
+    """Whether NLPearl's own campaign retries NeedRetry calls (the default, as NLPearl's is)."""
+    return not (account is not None and account.options.get(RETRIES_OFF_OPTION) is True)
+
+
 class NLPearl(Adapter):
     name = "nlpearl"
+    options_model = NLPearlOptions
+    learns_call_ref = True
 
     def outbound_id(self, account: Account, call: CallRequest) -> str:
         # The generic per-call agent_id names NLPearl's outbound campaign too.
@@ -161,29 +198,31 @@ class NLPearl(Adapter):
 
     # Outcomes --------------------------------------------------------------------------
 
-    def parse_webhook(self, body: bytes) -> list[CallEvent]:
+    def parse_webhook(self, body: bytes, account: Account | None = None) -> list[CallEvent]:
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise ValueError("NLPearl webhook body is not a JSON object")
-        return [self.call_event(payload, None)]
+        return [self.call_event(payload, None, account)]
 
-    def call_event(self, payload: Mapping[str, Any], request_id: str | None) -> CallEvent:
-        """A call object (webhook or ``GET /v2/Call``) as an event of the call request."""
-        call_id = payload.get("id") or payload.get("callId")
-        # outdial knows the call by its request id; a call webhook names it when it can.
-        key_id = request_id or payload.get("requestId") or payload.get("callRequestId") or call_id
-        if not key_id:
+    def call_event(self, payload: Mapping[str, Any], request_id: str | None, account: Account | None) -> CallEvent:
+        """A call object (webhook or ``GET /v2/Call``); with ``request_id``, as an event of that request.
+
+        The webhook documents ``id`` (the call's) and no request id: it is matched by the
+        call id a request look-up recorded (``call_ref``), never by an undocumented field.
+        """
+        call_id = payload.get("id")
+        if not call_id:
             raise ValueError("NLPearl call payload without an id")
         status = _int(payload.get("status"))
         conversation = _int(payload.get("conversationStatus"))
-        outcome = call_outcome(status, conversation)
-        ended = parse_time(payload.get("endTime") or payload.get("endedAt")) if outcome else None
+        outcome = call_outcome(status, conversation, provider_retries(account))
         return CallEvent(
-            provider_call_id=str(key_id),
-            event_key=f"{key_id}:call:{call_id or '-'}:{status}:{conversation}",
+            provider_call_id=request_id or str(call_id),
+            event_key=f"call:{call_id}:{status}:{conversation}",
             raw_status=raw_call_status(status, conversation),
             outcome=outcome,
-            ended_at=ended,
+            call_ref=str(call_id) if request_id else None,
+            data={k: payload[k] for k in RESULT_FIELDS if payload.get(k) not in (None, "", [])} if outcome else {},
         )
 
     def build_status_request(self, account: Account, provider_call_id: str) -> httpx.Request | None:
@@ -208,13 +247,15 @@ class NLPearl(Adapter):
             return None
         return self.build_call_request(account, str(call_id))
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         """A call request look-up, or the look-up of its call (told apart by ``conversationStatus``)."""
         body = safe_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
             return None
         if "conversationStatus" in body or ("callId" not in body and "outboundId" not in body):
-            return self.call_event(body, provider_call_id)
+            return self.call_event(body, provider_call_id, account)
         status = _int(body.get("status"))
         outcome = REQUEST_OUTCOMES.get(status) if status is not None else None
         errors = body.get("errors") or []
@@ -223,9 +264,10 @@ class NLPearl(Adapter):
             raw += " " + "; ".join(str(e) for e in errors)[:200]
         return CallEvent(
             provider_call_id=provider_call_id,
-            event_key=f"{provider_call_id}:request:{status}",
+            event_key=f"{provider_call_id}:request:{status}:{body.get('callId') or '-'}",
             raw_status=raw,
             outcome=outcome,
+            call_ref=str(body["callId"]) if body.get("callId") else None,
         )
 
 

@@ -1,10 +1,18 @@
 """Trillet AI: ``POST /v1/api/call`` with ``x-api-key`` and ``x-workspace-id``.
 
-Outcomes come by signed webhook (``X-Trillet-Signature``, HMAC-SHA256 of the
-raw body) to the ``callback_url`` sent with each call, or from
-``GET /v1/api/call-history/{callId}``. Trillet documents only completed,
-failed and ongoing; a finer ``status`` in the payload (no answer, busy,
-voicemail) refines them when it is there, and nothing depends on it.
+Outcomes come by signed webhook (``X-Trillet-Signature``) to the
+``callback_url`` sent with each call, or from ``GET /v1/api/call-history/{callId}``.
+Trillet documents three events (``call.started``, ``call.completed``,
+``call.failed``) and three statuses (``completed``, ``failed``, ``ongoing``) and
+nothing finer, so nothing finer is read: a failed call is ``failed``.
+
+The signature's encoding is not documented; outdial assumes the hex HMAC-SHA256
+of the raw body keyed with the whole ``whsec_`` secret (an optional ``sha256=``
+prefix is allowed), and says so when a verification fails.
+
+``metadata`` is passed through to the webhook, so each call carries its job and
+attempt there: a webhook whose call id outdial never learnt (the create-call
+answer was lost) is still matched to its job.
 """
 
 from __future__ import annotations
@@ -17,11 +25,13 @@ from collections.abc import Mapping
 from urllib.parse import quote
 
 import httpx
+from pydantic import Field
 
 from outdial.services.providers.accounts import Account
 from outdial.services.providers.base import (
     Adapter,
     CallEvent,
+    CallOptions,
     CallRequest,
     Outcome,
     WebhookRefused,
@@ -48,15 +58,12 @@ HISTORY_OUTCOMES: dict[str, Outcome | None] = {
     "failed": Outcome.FAILED,
 }
 
-# Finer statuses a payload may carry; they refine an ended call's outcome.
-DETAIL_OUTCOMES: dict[str, Outcome] = {
-    "no_answer": Outcome.NO_ANSWER,
-    "no-answer": Outcome.NO_ANSWER,
-    "unanswered": Outcome.NO_ANSWER,
-    "busy": Outcome.BUSY,
-    "voicemail": Outcome.VOICEMAIL,
-    "machine": Outcome.VOICEMAIL,
-}
+SCHEME = "hex HMAC-SHA256 of the raw body, keyed with the whole whsec_ secret"
+JOB_KEY, ATTEMPT_KEY = "outdial_job_id", "outdial_attempt"
+
+
+class TrilletOptions(CallOptions):
+    workspace_id: str | None = Field(default=None, min_length=1, max_length=200)
 
 
 def sign(secret: str, body: bytes) -> str:
@@ -66,6 +73,7 @@ def sign(secret: str, body: bytes) -> str:
 
 class Trillet(Adapter):
     name = "trillet"
+    options_model = TrilletOptions
 
     def headers(self, account: Account, call: CallRequest | None = None) -> dict[str, str]:
         workspace = call.option(account, "workspace_id") if call else account.option("workspace_id")
@@ -81,7 +89,7 @@ class Trillet(Adapter):
             "call_agent_id": str(call.option(account, "agent_id")),
             "dynamic_variables": text_values(call.variables),
             # Passed through to the webhook: ties an event to its job even without our call id.
-            "metadata": {"outdial_job_id": str(call.job_id), "outdial_attempt": str(call.attempt)},
+            "metadata": {JOB_KEY: str(call.job_id), ATTEMPT_KEY: str(call.attempt)},
         }
         if call.callback_url:
             body["callback_url"] = call.callback_url
@@ -124,9 +132,9 @@ class Trillet(Adapter):
         if not given:
             raise WebhookRefused("missing X-Trillet-Signature")
         if not hmac.compare_digest(given.lower().encode(), sign(secret, body).encode()):
-            raise WebhookRefused("X-Trillet-Signature does not match the body")
+            raise WebhookRefused(f"X-Trillet-Signature does not match the body (scheme tried: {SCHEME})")
 
-    def parse_webhook(self, body: bytes) -> list[CallEvent]:
+    def parse_webhook(self, body: bytes, account: Account | None = None) -> list[CallEvent]:
         payload = json.loads(body)
         if not isinstance(payload, dict):
             raise ValueError("Trillet webhook body is not a JSON object")
@@ -134,20 +142,21 @@ class Trillet(Adapter):
         data = payload.get("data")
         if not isinstance(data, dict):
             raise ValueError("Trillet webhook without data")
-        call_id = data.get("callId") or data.get("call_id")
+        call_id = data.get("callId")
         if not call_id:
             raise ValueError("Trillet webhook without data.callId")
-        detail = str(data.get("status") or "")
+        status = str(data.get("status") or "")
         # An event we do not know is kept, never taken for an outcome.
-        outcome = _refine(EVENT_OUTCOMES[event], detail) if event in EVENT_OUTCOMES else None
-        raw = f"{event}:{detail}" if detail else event
+        outcome = EVENT_OUTCOMES.get(event)
+        metadata = data.get("metadata") if isinstance(data.get("metadata"), dict) else payload.get("metadata")
         return [
             CallEvent(
                 provider_call_id=str(call_id),
                 event_key=f"{call_id}:{event}",
-                raw_status=raw,
+                raw_status=f"{event}:{status}" if status else event,
                 outcome=outcome,
-                ended_at=parse_time(data.get("endedAt") or data.get("ended_at")) if outcome else None,
+                job_ref=_job_ref(metadata),
+                data={"duration": data["duration"]} if outcome and data.get("duration") is not None else {},
             )
         ]
 
@@ -158,7 +167,9 @@ class Trillet(Adapter):
             headers=self.headers(account),
         )
 
-    def parse_status(self, provider_call_id: str, response: httpx.Response) -> CallEvent | None:
+    def parse_status(
+        self, provider_call_id: str, response: httpx.Response, account: Account | None = None
+    ) -> CallEvent | None:
         body = safe_json(response)
         if response.status_code != 200 or not isinstance(body, dict):
             return None
@@ -167,21 +178,21 @@ class Trillet(Adapter):
         status = str(record.get("status") or "").lower()
         if status not in HISTORY_OUTCOMES:
             return None
-        detail = str(record.get("endReason") or record.get("end_reason") or "")
-        outcome = _refine(HISTORY_OUTCOMES[status], detail)
+        outcome = HISTORY_OUTCOMES[status]
         return CallEvent(
             provider_call_id=provider_call_id,
             event_key=f"{provider_call_id}:history:{status}",
-            raw_status=f"{status}:{detail}" if detail else status,
+            raw_status=status,
             outcome=outcome,
-            ended_at=parse_time(record.get("endedAt") or record.get("ended_at")) if outcome else None,
         )
 
 
-def _refine(outcome: Outcome | None, detail: str) -> Outcome | None:
-    if outcome is None:
+def _job_ref(metadata: object) -> tuple[int, int] | None:
+    """(job id, attempt) from the metadata outdial sent, None when it is not there or not ours."""
+    if not isinstance(metadata, dict):
         return None
-    return DETAIL_OUTCOMES.get(detail.lower(), outcome)
+    job, attempt = str(metadata.get(JOB_KEY) or ""), str(metadata.get(ATTEMPT_KEY) or "")
+    return (int(job), int(attempt)) if job.isdigit() and attempt.isdigit() else None
 
 
 def _reset_time(value: object) -> float | None:

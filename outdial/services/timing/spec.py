@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from outdial.errors import InputError
 from outdial.services.timing.rules import MINUTES_PER_DAY, DailyWindow, Rules, wall_to_instant
 from outdial.settings import Settings
+from outdial.vocab import Language
 
 CALLEE = "callee"
 _HHMM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -220,7 +221,7 @@ class JobSpec(TimingFields):
     agent_id: str | None = None
     batch_id: str | None = None
     metadata: dict[str, Any] | None = None
-    language: str | None = None
+    language: Language | None = None
     account: str | None = None
 
     @field_validator("to_number")
