@@ -49,8 +49,9 @@ def main() -> None:
     )
     print(f"sent {ENQUEUE_TASK}; find the job with GET /jobs?idempotency_key={key}")
 
-    # A lead file on storage the workers share, imported into an existing campaign:
-    # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "path": "/shared/leads.csv",
+    # A lead list imported into an existing campaign: its text (or file=NAME, a file in the
+    # workers' import folder, OUTDIAL_IMPORT_FOLDER). Paths are refused.
+    # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "csv": open("leads.csv").read(),
     #                                       "default_region": "IN"}, queue=args.queue)
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, HTTPException, Path
 from sqlalchemy.exc import IntegrityError
 
-from outdial.api.auth import require_api_key
+from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, context
 from outdial.api.errors import field_error
 from outdial.api.schemas import NAME_PATTERN, CampaignBody, unknown_account
@@ -53,19 +53,24 @@ def campaign_json(row: AnyRow, counts: dict[str, int] | None = None) -> dict[str
     return out
 
 
-def _campaign(ctx: Context, name: str) -> AnyRow:
+def find_campaign(ctx: Context, name: str, key: Principal) -> AnyRow:
+    """The campaign, or 404 when there is none or the key does not reach it (so it learns nothing)."""
     with ctx.engine.connect() as conn:
         found = campaign_store.by_name(conn, name)
-    if found is None:
+    if found is None or not key.may(found.account, found.name):
         raise HTTPException(404, f"no campaign named {name!r}")
     return found
 
 
 @router.post("", status_code=201, responses={409: {"description": "A campaign of that name exists."}})
-def create(body: CampaignBody, ctx: Context = Depends(context)) -> dict[str, Any]:
+def create(
+    body: CampaignBody, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
     """Make a campaign. Its timing fields (SPEC 5) are the lowest layer of every lead's and job's."""
     if problem := unknown_account(body.account, ctx.accounts):
         raise field_error("account", problem)
+    if not key.may(body.account, body.name):
+        raise HTTPException(403, f"the key {key.name!r} has no scope for campaign {body.name!r} on {body.account!r}")
     with ctx.engine.connect() as conn:
         if campaign_store.by_name(conn, body.name) is not None:
             raise HTTPException(409, f"a campaign named {body.name!r} exists already")
@@ -96,40 +101,44 @@ def create(body: CampaignBody, ctx: Context = Depends(context)) -> dict[str, Any
 
 
 @router.get("")
-def list_campaigns(ctx: Context = Depends(context)) -> list[dict[str, Any]]:
-    """Every campaign, with its jobs counted per state."""
+def list_campaigns(ctx: Context = Depends(context), key: Principal = Depends(require_api_key)) -> list[dict[str, Any]]:
+    """Every campaign the key reaches, with its jobs counted per state."""
     with ctx.engine.connect() as conn:
         rows = campaign_store.all_campaigns(conn)
         counts = ops_store.counts_by_campaign_and_state(conn)
-    return [campaign_json(row, counts.get(row.id, {})) for row in rows]
+    return [campaign_json(row, counts.get(row.id, {})) for row in rows if key.may(row.account, row.name)]
 
 
 @router.get("/{name}", responses=NOT_FOUND)
-def get_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    campaign = _campaign(ctx, name)
+def get_campaign(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
+    campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
         counts = job_store.counts_by_state(conn, campaign.id)
     return campaign_json(campaign, counts)
 
 
 @router.get("/{name}/status", responses=NOT_FOUND)
-def campaign_status(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
+def campaign_status(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
     """Progress now: jobs per state, outcomes, next due time, dial rate over the last minutes, recent errors."""
-    campaign = _campaign(ctx, name)
+    campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
         return snapshot(conn, campaign, datetime.now(UTC))
 
 
 @router.post("/{name}/pause", responses={**NOT_FOUND, **CONFLICT})
 def pause(
-    name: str = CampaignPath, ctx: Context = Depends(context), key: str = Depends(require_api_key)
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
     """Stop dialling the campaign's jobs (calls already placed finish). Pausing a paused campaign is a no-op."""
-    campaign = _campaign(ctx, name)
+    campaign = find_campaign(ctx, name, key)
     now = datetime.now(UTC)
     with ctx.engine.begin() as conn:
         moved = campaign_store.set_state(
-            conn, campaign.id, [CampaignState.ACTIVE], CampaignState.PAUSED, now, f"paused through the API ({key})"
+            conn, campaign.id, [CampaignState.ACTIVE], CampaignState.PAUSED, now, f"paused through the API ({key.name})"
         )
         state = campaign_store.campaign_state(conn, campaign.id)
     if not moved and state != CampaignState.PAUSED:
@@ -138,9 +147,12 @@ def pause(
 
 
 @router.post("/{name}/resume", responses={**NOT_FOUND, **CONFLICT})
-def resume_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    """Dial again. A campaign its circuit breaker paused has the breaker closed too, as ``outdial breaker resume``."""
-    campaign = _campaign(ctx, name)
+def resume_campaign(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
+) -> dict[str, Any]:
+    """Dial again (admin scope). A campaign its circuit breaker paused has the breaker closed too, as
+    ``outdial breaker resume``."""
+    campaign = find_campaign(ctx, name, key)
     if campaign.state == CampaignState.CANCELLED:
         raise HTTPException(409, f"campaign {name!r} is cancelled; a cancelled campaign stays cancelled")
     moved = campaign.state == CampaignState.PAUSED
@@ -152,13 +164,15 @@ def resume_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -
 
 
 @router.post("/{name}/cancel", responses=NOT_FOUND)
-def cancel(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    """End the campaign: every job not yet handed to a worker becomes ``cancelled``.
+def cancel(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
+) -> dict[str, Any]:
+    """End the campaign (admin scope): every job not yet handed to a worker becomes ``cancelled``.
 
     Calls already being dialled finish (the worker re-checks the campaign before
     each dial). Cancelling a cancelled campaign changes nothing.
     """
-    campaign = _campaign(ctx, name)
+    campaign = find_campaign(ctx, name, key)
     now = datetime.now(UTC)
     with ctx.engine.begin() as conn:
         moved = campaign_store.set_state(

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import weakref
+from dataclasses import dataclass, field
+from enum import StrEnum
 
+import anyio
 from fastapi import Request
 from sqlalchemy import Engine
 
@@ -11,11 +15,36 @@ from outdial.services.providers.accounts import Account
 from outdial.settings import Settings
 
 
+class Pool(StrEnum):
+    """Threads kept apart: webhooks, and POST /calls (so its bursts leave threads for every other route)."""
+
+    WEBHOOKS = "webhooks"
+    CALLS = "calls"
+
+
 @dataclass(frozen=True)
 class Context:
     engine: Engine
     settings: Settings
     accounts: dict[str, Account]
+    # Webhooks get database connections and threads of their own: providers wait a few
+    # seconds at most, and a burst of API requests must not queue them (None: ``engine``).
+    webhook_engine: Engine | None = None
+    _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Pool, anyio.CapacityLimiter]] = field(
+        default_factory=weakref.WeakKeyDictionary
+    )
+
+    @property
+    def hooks_engine(self) -> Engine:
+        return self.webhook_engine or self.engine
+
+    def threads(self, pool: Pool) -> anyio.CapacityLimiter:
+        """The thread limit of ``pool`` in the running event loop (a limiter belongs to one loop)."""
+        per_loop = self._limiters.setdefault(asyncio.get_running_loop(), {})
+        if pool not in per_loop:
+            size = self.settings.webhook_threads if pool == Pool.WEBHOOKS else self.settings.api_threads
+            per_loop[pool] = anyio.CapacityLimiter(size)
+        return per_loop[pool]
 
 
 def context(request: Request) -> Context:

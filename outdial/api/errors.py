@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError
 
+from outdial.errors import ConfigError, Conflict, InputError, NotFound
 from outdial.services.timing.spec import SpecError
 
 log = logging.getLogger("outdial.api")
@@ -82,6 +83,32 @@ def install(app: FastAPI) -> None:
         # PostgreSQL). The caller's input, so a 4xx; logged, since a model should have caught it.
         log.warning("database refused a value", extra={"error": str(exc.orig)[:200]})
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
+        return JSONResponse({"detail": error.detail}, status_code=422)
+
+    # The service errors (outdial.errors), translated here and nowhere else.
+    @app.exception_handler(InputError)
+    async def _input(_request: Request, exc: InputError) -> JSONResponse:
+        error = field_error(exc.field or "body", exc.message)
+        return JSONResponse({"detail": error.detail}, status_code=422)
+
+    @app.exception_handler(NotFound)
+    async def _not_found(_request: Request, exc: NotFound) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=404)
+
+    @app.exception_handler(Conflict)
+    async def _conflict(_request: Request, exc: Conflict) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=409)
+
+    @app.exception_handler(ConfigError)
+    async def _config(_request: Request, exc: ConfigError) -> JSONResponse:
+        log.error("configuration error", extra={"error": str(exc)})
+        return JSONResponse({"detail": f"server misconfigured: {exc}"}, status_code=500)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:
+        # json.loads recurses once per nesting level: a body nested deeper than Python's
+        # stack is the caller's doing, not a server fault.
+        error = field_error("body", "is nested too deeply to read")
         return JSONResponse({"detail": error.detail}, status_code=422)
 
     @app.exception_handler(SpecError)

@@ -15,10 +15,17 @@ keys_app = typer.Typer(no_args_is_help=True, help="API keys for the HTTP API (st
 
 
 @keys_app.command("create")
-def create(name: str = typer.Argument(..., help="Who or what the key is for, e.g. crm-sync.")) -> None:
+def create(
+    name: str = typer.Argument(..., help="Who or what the key is for, e.g. crm-sync."),
+    scope: list[str] = typer.Option(
+        [],
+        "--scope",
+        help="read, write or admin, and/or account:NAME, campaign:NAME (repeatable). None: full access.",
+    ),
+) -> None:
     """Make a key and print it: it is shown this once and stored only as a hash."""
     try:
-        key = create_key(get_engine(), name, datetime.now(UTC))
+        key = create_key(get_engine(), name, datetime.now(UTC), scope)
     except ApiKeyError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -33,6 +40,7 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         rows = [
             {
                 "name": r.name,
+                "scopes": r.scopes or ["admin"],
                 "created_at": r.created_at.isoformat(),
                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
             }
@@ -43,7 +51,7 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         return
     for row in rows:
         status = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        typer.echo(f"{row['name']:<30} made {row['created_at']}  {status}")
+        typer.echo(f"{row['name']:<30} made {row['created_at']}  {status}  scopes: {','.join(row['scopes'])}")
 
 
 @keys_app.command("revoke")

@@ -45,7 +45,11 @@ def create_campaign(
 
         if not valid_cron(cron):
             raise CampaignError(f"cron: {cron!r} is not a cron expression")
-        next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
+        try:
+            next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
+        except ValueError:
+            # Valid syntax that never fires (say 31 February): croniter gives up searching.
+            raise CampaignError(f"cron: {cron!r} never fires (no such date)") from None
     with engine.begin() as conn:
         if campaign_store.by_name(conn, name) is not None:
             raise CampaignError(f"name: a campaign named {name!r} already exists")

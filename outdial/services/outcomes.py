@@ -51,6 +51,7 @@ def record_event(
             conn,
             event_id,
             provider,
+            account,
             event.provider_call_id,
             event.outcome,
             event.raw_status,
@@ -64,6 +65,7 @@ def apply_outcome(
     conn: Connection,
     event_id: int,
     provider: str,
+    account: str | None,
     call_id: str,
     outcome: str,
     raw_status: str,
@@ -71,7 +73,8 @@ def apply_outcome(
     now: datetime,
     settings: Settings,
 ) -> str:
-    attempt = job_store.attempt_for_call(conn, provider, call_id)
+    # Only the account the event came in on: its secret vouches for its own calls, no other's.
+    attempt = event_store.attempt_for_event(conn, provider, account, call_id)
     if attempt is None:
         # The webhook beat the worker's own record of the call id: kept, applied when it lands.
         event_store.mark_event(conn, event_id, "unmatched")
@@ -109,14 +112,17 @@ def apply_outcome(
     return "applied" if moved else "stale"
 
 
-def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetime, settings: Settings) -> None:
-    """Apply events that arrived before ``call_id`` was recorded."""
-    for event in event_store.unmatched_events(conn, provider, call_id):
+def replay_unmatched(
+    conn: Connection, provider: str, account: str, call_id: str, now: datetime, settings: Settings
+) -> None:
+    """Apply the account's events that arrived before ``call_id`` was recorded."""
+    for event in event_store.unmatched_events(conn, provider, account, call_id):
         if event.outcome is not None:
             apply_outcome(
                 conn,
                 event.id,
                 provider,
+                account,
                 call_id,
                 event.outcome,
                 event.raw_status or "",
@@ -142,6 +148,7 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
                 conn,
                 event.id,
                 event.provider,
+                event.account,
                 event.provider_call_id,
                 event.outcome,
                 event.raw_status or "",

@@ -28,6 +28,8 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from outdial.settings import DEMO_WEBHOOK_SECRET as DEMO_WEBHOOK_SECRET  # where the tests and the stack look for it
+
 log = logging.getLogger("outdial.simulator")
 
 # When the request being handled arrived (time.monotonic()), set by the app's outermost layer:
@@ -36,7 +38,6 @@ log = logging.getLogger("outdial.simulator")
 ARRIVAL: contextvars.ContextVar[float] = contextvars.ContextVar("arrival")
 
 OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
-DEMO_WEBHOOK_SECRET = "sim-webhook-secret"
 
 
 class SimConfig(BaseModel):

@@ -238,12 +238,6 @@ def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:
     ).first()
 
 
-def attempt_for_call(conn: Connection, provider: str, call_id: str) -> AnyRow | None:
-    return conn.execute(
-        select(attempts).where(attempts.c.provider == provider, attempts.c.provider_call_id == call_id)
-    ).first()
-
-
 def settle_attempt(conn: Connection, attempt_id: int, outcome: str, raw_status: str, ended_at: datetime) -> bool:
     """Give an attempt its outcome once; False if it already had one."""
     result = conn.execute(

@@ -1,9 +1,13 @@
 """Writes an import's batches in one transaction, on a thread of its own.
 
 The database works on one batch while the reading thread parses the next
-(the driver waits on the server without holding the GIL). Everything is one
-transaction: an import that fails half-way, for whatever reason, leaves
-nothing behind.
+(the driver waits on the server without holding the GIL). On PostgreSQL
+everything is one transaction: an import that fails half-way, for whatever
+reason, leaves nothing behind. SQLite has a single writer, and a transaction
+held for a whole import locks out every webhook and dispatch meanwhile
+("database is locked"), so there each batch commits on its own: an import that
+fails half-way keeps the batches before the failure, and importing the file
+again adds the rest (a campaign never holds a number twice).
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class ImportWriter:
                         return
                     assert isinstance(item, Batch)
                     self._write(conn, item, postgres)
+                    if not postgres:
+                        transaction.commit()
+                        transaction = conn.begin()
         except BaseException as exc:  # handed to the reading thread, which raises it
             self.error = exc
             self._drain()
