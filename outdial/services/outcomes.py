@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine
 
@@ -13,6 +13,17 @@ from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
+
+# How far back a provider may date a call's end. Later than now is read as now: a clock
+# ahead (or a year 8999) must not push retries out, nor send the retry search across years.
+PROVIDER_TIME_PAST = timedelta(days=7)
+
+
+def clamp_provider_time(value: datetime | None, now: datetime) -> datetime | None:
+    """A provider-supplied time, clamped into ``[now - 7 days, now]``."""
+    if value is None:
+        return None
+    return min(max(value, now - PROVIDER_TIME_PAST), now)
 
 
 def record_event(
@@ -26,6 +37,7 @@ def record_event(
     settings: Settings,
 ) -> str:
     """Store a raw event and apply it; what it did: duplicate, noted, unmatched, applied, stale, ..."""
+    ended_at = clamp_provider_time(event.ended_at, now)
     with engine.begin() as conn:
         event_id = event_store.store_event(
             conn,
@@ -38,7 +50,7 @@ def record_event(
                 "payload": payload,
                 "raw_status": event.raw_status,
                 "outcome": event.outcome,
-                "ended_at": event.ended_at,
+                "ended_at": ended_at,
                 "received_at": now,
             },
         )
@@ -55,7 +67,7 @@ def record_event(
             event.provider_call_id,
             event.outcome,
             event.raw_status,
-            event.ended_at or now,
+            ended_at or now,
             now,
             settings,
         )
@@ -140,6 +152,8 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
     """
     applied = 0
     with engine.begin() as conn:
+        # Events that never matched a call (or never parsed) are not kept forever.
+        event_store.expire_events(conn, now - timedelta(seconds=settings.unmatched_event_ttl_s))
         for event in event_store.matchable_unmatched(conn, limit):
             if event.outcome is None:
                 event_store.mark_event(conn, event.id, "noted")

@@ -66,23 +66,25 @@ class ImportWriter:
 
     def _run(self) -> None:
         try:
-            with self._engine.connect() as conn, conn.begin() as transaction:
+            # Closing the connection rolls back whatever is not committed.
+            with self._engine.connect() as conn:
                 postgres = conn.dialect.name == "postgresql"
+                # SQLite: no transaction between batches, so the write lock is free while the next is read.
+                transaction = conn.begin() if postgres else None
                 if postgres:
                     store.pg_begin(conn, self._campaign.id)
                 while True:
                     item = self._queue.get()
-                    if item is _DONE:
-                        transaction.commit()
-                        return
-                    if item is _ABORT:
-                        transaction.rollback()
+                    if item is _DONE or item is _ABORT:
+                        if transaction is not None:
+                            transaction.commit() if item is _DONE else transaction.rollback()
                         return
                     assert isinstance(item, Batch)
-                    self._write(conn, item, postgres)
-                    if not postgres:
-                        transaction.commit()
-                        transaction = conn.begin()
+                    if transaction is None:
+                        with conn.begin():
+                            self._write(conn, item, postgres)
+                    else:
+                        self._write(conn, item, postgres)
         except BaseException as exc:  # handed to the reading thread, which raises it
             self.error = exc
             self._drain()
