@@ -133,6 +133,7 @@ def run(calls: int, concurrency: int, webhook_rate: float, health_rate: float) -
     from outdial.store.db import make_engine, upgrade
 
     workdir = Path(tempfile.mkdtemp(prefix="outdial-bench-hooks-"))
+    workdir.chmod(0o755)  # the private cluster runs as the postgres user
     database_url, pg = _database(workdir)
     api: subprocess.Popen[bytes] | None = None
     try:

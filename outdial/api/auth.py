@@ -30,6 +30,7 @@ from fastapi import Depends, HTTPException, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
 
 from outdial.api.deps import Context, context
 from outdial.store import api_keys as key_store
@@ -168,7 +169,7 @@ UNAUTHORIZED = HTTPException(
 PRINCIPAL_STATE = "principal"
 
 
-def require_api_key(
+async def require_api_key(
     request: Request,
     bearer: HTTPAuthorizationCredentials | None = Security(_bearer),
     header_key: str | None = Security(_header),
@@ -179,14 +180,14 @@ def require_api_key(
     GET reads; any other method writes. Admin-only routes add :func:`require_admin`."""
     owner: Principal | None = getattr(request.state, PRINCIPAL_STATE, None)
     if owner is None:
-        owner = _owner(ctx, bearer, header_key)
+        owner = await run_in_threadpool(_owner, ctx, bearer, header_key)
     if owner is None:
         raise UNAUTHORIZED
     owner.require(Level.READ if request.method in ("GET", "HEAD") else Level.WRITE)
     return owner
 
 
-def require_admin(owner: Principal = Depends(require_api_key)) -> Principal:
+async def require_admin(owner: Principal = Depends(require_api_key)) -> Principal:
     owner.require(Level.ADMIN)
     return owner
 

@@ -47,6 +47,8 @@ class Context:
         return per_loop[pool]
 
 
-def context(request: Request) -> Context:
+async def context(request: Request) -> Context:
+    # Async: a sync dependency costs a hop through the shared thread pool, which a burst of
+    # requests fills; webhooks must not wait there.
     ctx: Context = request.app.state.context
     return ctx
