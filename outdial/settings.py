@@ -128,6 +128,7 @@ class Settings(BaseSettings):
     # API requests cannot hold them up past the few seconds providers wait.
     webhook_threads: int = Field(default=8, ge=1)
     api_threads: int = Field(default=12, ge=1)
+    api_concurrency: int = Field(default=32, ge=1)
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"

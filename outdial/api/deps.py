@@ -16,10 +16,14 @@ from outdial.settings import Settings
 
 
 class Pool(StrEnum):
-    """Threads kept apart: webhooks, and POST /calls (so its bursts leave threads for every other route)."""
+    """Capacity kept apart: webhooks' threads, POST /calls' threads (so its bursts leave threads for every
+    other route), and the key-guarded requests in progress."""
 
     WEBHOOKS = "webhooks"
     CALLS = "calls"
+    # Requests to key-guarded routes being handled at once; the rest wait, unread, in their
+    # sockets, so a burst cannot fill the event loop that webhooks are served on.
+    API = "api"
 
 
 @dataclass(frozen=True)
@@ -42,7 +46,11 @@ class Context:
         """The thread limit of ``pool`` in the running event loop (a limiter belongs to one loop)."""
         per_loop = self._limiters.setdefault(asyncio.get_running_loop(), {})
         if pool not in per_loop:
-            size = self.settings.webhook_threads if pool == Pool.WEBHOOKS else self.settings.api_threads
+            size = {
+                Pool.WEBHOOKS: self.settings.webhook_threads,
+                Pool.CALLS: self.settings.api_threads,
+                Pool.API: self.settings.api_concurrency,
+            }[pool]
             per_loop[pool] = anyio.CapacityLimiter(size)
         return per_loop[pool]
 

@@ -21,7 +21,7 @@ from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from outdial.api.auth import PRINCIPAL_STATE, UNAUTHORIZED, key_owner, presented_key
-from outdial.api.deps import Context
+from outdial.api.deps import Context, Pool
 
 # The upload route: its limit is the upload limit, every other body's the JSON limit.
 UPLOAD_SUFFIX = "/leads"
@@ -54,14 +54,25 @@ class BoundedBodies:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         if any(route.matches(scope)[0] == Match.FULL for route in self.guarded):
-            presented = presented_key(headers.get("authorization"), headers.get("x-api-key"))
-            owner = await run_in_threadpool(key_owner, self.context.engine, presented) if presented else None
-            if owner is None:
-                await _answer(send, UNAUTHORIZED)
-                return
-            scope.setdefault("state", {})[PRINCIPAL_STATE] = owner
+            # A burst of API requests waits here, its bodies unread, so webhooks keep the event loop.
+            async with self.context.threads(Pool.API):
+                await self._guarded(scope, receive, send)
+            return
+        await self._bounded(scope, receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
+        presented = presented_key(headers.get("authorization"), headers.get("x-api-key"))
+        owner = await run_in_threadpool(key_owner, self.context.engine, presented) if presented else None
+        if owner is None:
+            await _answer(send, UNAUTHORIZED)
+            return
+        scope.setdefault("state", {})[PRINCIPAL_STATE] = owner
+        await self._bounded(scope, receive, send)
+
+    async def _bounded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = _headers(scope)
         bound = self.limit_for(scope["path"])
         declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > bound.limit:
@@ -80,6 +91,10 @@ class BoundedBodies:
             return message
 
         await self.app(scope, counted, send)
+
+
+def _headers(scope: Scope) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
 
 
 async def _answer(send: Send, error: HTTPException) -> None:
