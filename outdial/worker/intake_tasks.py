@@ -28,6 +28,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from outdial.api.schemas import IdempotencyKey, ImportLeadsTask, unknown_account
+from outdial.errors import Conflict
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
@@ -74,7 +75,7 @@ def enqueue_from_kwargs(
         raise TaskRefused(f"account: {problem}")
     try:
         result = enqueue_call(engine, body, now, settings, key)
-    except SpecError as exc:
+    except (SpecError, Conflict) as exc:
         raise TaskRefused(str(exc)) from None
     except OverflowError:
         raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None

@@ -303,6 +303,17 @@ def test_export_leaves_plain_values_alone(value: str) -> None:
 # 6. Scoped keys, idempotency, /readyz, SQLite imports -----------------------------------------
 
 
+def test_a_task_reusing_an_idempotency_key_with_another_body_is_refused(engine: Engine, settings: Settings) -> None:
+    from outdial.worker.intake_tasks import enqueue_from_kwargs
+
+    accounts = load_accounts(settings.accounts_file)
+    first = enqueue_from_kwargs(engine, settings, accounts, {**BODY, "idempotency_key": "k-1"}, NOW)
+    again = enqueue_from_kwargs(engine, settings, accounts, {**BODY, "idempotency_key": "k-1"}, NOW)
+    assert again == {**first, "created": False}
+    with pytest.raises(TaskRefused, match="different request"):
+        enqueue_from_kwargs(engine, settings, accounts, {**BODY, "priority": 9, "idempotency_key": "k-1"}, NOW)
+
+
 def test_scopes_read_write_admin(engine: Engine, settings: Settings) -> None:
     create_campaign(engine, settings, "winter", "ck", TimingFields(), NOW)
     reader = keyed(settings, engine, "read", name="reader")
