@@ -65,8 +65,9 @@ def send(client: Celery, args: argparse.Namespace, key: str) -> None:
         retry_policy={"max_retries": 2, "interval_start": 0.2, "interval_step": 0.5},
     )
 
-    # A lead file on storage the workers share, imported into an existing campaign:
-    # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "path": "/shared/leads.csv",
+    # A lead list imported into an existing campaign: its text (or file=NAME, a file in the
+    # workers' import folder, OUTDIAL_IMPORT_FOLDER). Paths are refused.
+    # client.send_task(IMPORT_TASK, kwargs={"campaign": "spring-renewals", "csv": open("leads.csv").read(),
     #                                       "default_region": "IN"}, queue=args.queue)
 
 

@@ -236,6 +236,9 @@ class Job(Base):
     last_outcome: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
     idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    # SHA-256 of the request the idempotency key came with: the same key with another
+    # request is a conflict, not the first job (None for jobs made before it was kept).
+    request_hash: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -296,7 +299,8 @@ class ProviderEvent(Base):
     """A raw webhook or status-poll result, kept as received; applied at most once."""
 
     __tablename__ = "provider_events"
-    __table_args__ = (UniqueConstraint("provider", "event_key", name="uq_provider_events_key"),)
+    # Deduplicated per account: one account's events can never shadow another's.
+    __table_args__ = (UniqueConstraint("provider", "account", "event_key", name="uq_provider_events_account_key"),)
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     provider: Mapped[str] = mapped_column(String(40))
@@ -344,5 +348,8 @@ class ApiKey(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
     key_hash: Mapped[str] = mapped_column(String(128), unique=True)
+    # What the key may do (outdial.api.auth.Scope.parse); None: everything, as every key made
+    # before scopes existed.
+    scopes: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,6 +14,16 @@ from outdial.vocab import Outcome
 # The accounts file used when OUTDIAL_ACCOUNTS_FILE is not set: the one shipped
 # inside the package (in a checkout, a link to config/accounts.toml).
 DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parent / "accounts.toml"
+
+
+# The simulator's webhook secret, public in .env.example and the README: accepted only
+# in the demo profile.
+DEMO_WEBHOOK_SECRET = "sim-webhook-secret"
+
+
+class Profile(StrEnum):
+    PRODUCTION = "production"
+    DEMO = "demo"
 
 
 class Settings(BaseSettings):
@@ -101,8 +112,32 @@ class Settings(BaseSettings):
     flower_port: int = 5555
     flower_basic_auth: SecretStr | None = None
 
+    # "demo" lets accounts use the simulator's public demo webhook secret (``outdial up``,
+    # ``outdial demo`` and the compose demo profile set it); any other profile refuses
+    # webhooks checked against it, since anyone can read that secret.
+    profile: Profile = Profile.PRODUCTION
+    # Where ``outdial.import_leads`` finds files named by ``file=NAME`` (None: <data_dir>/imports).
+    import_folder: Path | None = None
+    # Request bodies, enforced while they stream in, after the API key is checked:
+    # JSON bodies (and provider webhooks), and CSV lead uploads.
+    max_json_bytes: int = Field(default=1_048_576, ge=1024)
+    max_upload_bytes: int = Field(default=50 * 1_048_576, ge=1024)
+    # A webhook payload is stored for people to read; beyond this it is cut (and says so).
+    stored_payload_bytes: int = Field(default=65_536, ge=1024)
+    # Webhooks that never matched a call, or could not be read, are deleted after this long.
+    unmatched_event_ttl_s: float = Field(default=7 * 86_400.0, gt=0)
+    # Webhooks are served by their own threads and database connections, so a burst of
+    # API requests cannot hold them up past the few seconds providers wait.
+    webhook_threads: int = Field(default=8, ge=1)
+    api_threads: int = Field(default=12, ge=1)
+    api_concurrency: int = Field(default=32, ge=1)
+
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
+
+    @property
+    def import_dir(self) -> Path:
+        return self.import_folder or self.data_dir / "imports"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -20,7 +20,7 @@ import httpx
 
 from outdial.embedded import EmbeddedRedis, ensure_redis
 from outdial.services.providers.accounts import load_accounts
-from outdial.settings import Settings, get_settings, reset_settings
+from outdial.settings import DEMO_WEBHOOK_SECRET, Profile, Settings, get_settings, reset_settings
 from outdial.store.db import upgrade
 
 ROLES = ("simulator", "api", "scheduler", "worker")
@@ -61,10 +61,11 @@ class _Life:
 
 
 def fill_demo_credentials(settings: Settings) -> None:
-    """Give the ``sim-*`` accounts the simulator's public demo values where their variables are unset."""
+    """Give the ``sim-*`` accounts the simulator's public demo values where their variables are unset,
+    and run in the demo profile (the only one that accepts the public demo webhook secret)."""
     from outdial.simulator.app import simulators
-    from outdial.simulator.base import DEMO_WEBHOOK_SECRET
 
+    os.environ.setdefault("OUTDIAL_PROFILE", Profile.DEMO.value)
     sims = simulators()
     for account in load_accounts(settings.accounts_file).values():
         sim = sims.get(account.provider)

@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine, create_engine, text
 
 from outdial.models import Base
-from outdial.settings import Settings
+from outdial.settings import Profile, Settings
 from outdial.store.db import make_engine, upgrade
 
 PG_ADMIN_URL = os.environ.get("OUTDIAL_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -111,7 +111,10 @@ options = { agent_id = "sim-agent" }
 
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """Settings for a test: its own data dir, a test accounts file, secrets only in the environment."""
+    """Settings for a test: its own data dir, a test accounts file, secrets only in the environment.
+
+    The demo profile: tests play against the simulator and its public webhook secret.
+    """
     accounts = tmp_path / "accounts.toml"
     accounts.write_text(ACCOUNTS_TOML)
     monkeypatch.setenv("OUTDIAL_TEST_CK_KEY", "sim-key")
@@ -124,6 +127,7 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
         pacing_prefix=f"outdial:test:{tag}",
         transport_backoff_base_s=0.01,
         transport_backoff_cap_s=0.05,
+        profile=Profile.DEMO,
     )
 
 

@@ -8,9 +8,10 @@ from sqlalchemy import Engine
 from outdial.api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
 from outdial.api.auth import require_api_key
 from outdial.api.deps import Context
+from outdial.api.limits import BoundedBodies
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.settings import Settings, get_settings
-from outdial.store.db import engine_for
+from outdial.store.db import engine_for, make_engine
 
 
 def create_app(
@@ -20,10 +21,14 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
-    app.state.context = Context(
+    app.state.context = ctx = Context(
         engine=engine or engine_for(settings.resolved_database_url()),
         settings=settings,
         accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
+        # A pool of their own for webhooks (a given engine, as in tests, is shared).
+        webhook_engine=None
+        if engine is not None
+        else make_engine(settings.resolved_database_url(), pool_size=settings.webhook_threads),
     )
     errors.install(app)
     # Open: liveness, readiness, metrics, the read-only campaign page, and provider
@@ -31,6 +36,9 @@ def create_app(
     for module in (health, webhooks, ops, ui):
         app.include_router(module.router)
     # Everything else needs an API key.
-    for module in (jobs, campaigns, leads):
+    guarded = (jobs, campaigns, leads)
+    for module in guarded:
         app.include_router(module.router, dependencies=[Depends(require_api_key)])
+    # Keys are checked before a body is read, and bodies are bounded as they stream in.
+    app.add_middleware(BoundedBodies, context=ctx, guarded=[r for m in guarded for r in m.router.routes])
     return app

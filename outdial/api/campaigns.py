@@ -8,10 +8,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Path
+from fastapi import APIRouter, Depends, HTTPException, Path
 
-from outdial.api.auth import require_api_key
+from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, context
+from outdial.errors import NotFound
 from outdial.models import CampaignState
 from outdial.services import campaigns
 from outdial.services.progress import snapshot
@@ -50,9 +51,13 @@ def campaign_json(row: AnyRow, counts: dict[str, int] | None = None) -> dict[str
     return out
 
 
-def _campaign(ctx: Context, name: str) -> AnyRow:
+def find_campaign(ctx: Context, name: str, key: Principal) -> AnyRow:
+    """The campaign, or 404 when there is none or the key does not reach it (so it learns nothing)."""
     with ctx.engine.connect() as conn:
-        return campaigns.find(conn, name)
+        found = campaigns.find(conn, name)
+    if not key.may(found.account, found.name):
+        raise NotFound(f"no campaign named {name!r}")  # the key learns nothing of what it cannot reach
+    return found
 
 
 def _change_json(change: campaigns.CampaignChange) -> dict[str, Any]:
@@ -63,56 +68,74 @@ def _change_json(change: campaigns.CampaignChange) -> dict[str, Any]:
 
 
 @router.post("", status_code=201, responses={409: {"description": "A campaign of that name exists."}})
-def create(body: campaigns.CampaignBody, ctx: Context = Depends(context)) -> dict[str, Any]:
+def create(
+    body: campaigns.CampaignBody, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
     """Make a campaign. Its timing fields (SPEC 5) are the lowest layer of every lead's and job's."""
+    if not key.may(body.account, body.name):
+        raise HTTPException(403, f"the key {key.name!r} has no scope for campaign {body.name!r} on {body.account!r}")
     row = campaigns.create(ctx.engine, ctx.settings, ctx.accounts, body, datetime.now(UTC))
     return campaign_json(row, {})
 
 
 @router.get("")
-def list_campaigns(ctx: Context = Depends(context)) -> list[dict[str, Any]]:
-    """Every campaign, with its jobs counted per state."""
+def list_campaigns(ctx: Context = Depends(context), key: Principal = Depends(require_api_key)) -> list[dict[str, Any]]:
+    """Every campaign the key reaches, with its jobs counted per state."""
     with ctx.engine.connect() as conn:
         rows = campaign_store.all_campaigns(conn)
         counts = ops_store.counts_by_campaign_and_state(conn)
-    return [campaign_json(row, counts.get(row.id, {})) for row in rows]
+    return [campaign_json(row, counts.get(row.id, {})) for row in rows if key.may(row.account, row.name)]
 
 
 @router.get("/{name}", responses=NOT_FOUND)
-def get_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    campaign = _campaign(ctx, name)
+def get_campaign(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
+    campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
         counts = job_store.counts_by_state(conn, campaign.id)
     return campaign_json(campaign, counts)
 
 
 @router.get("/{name}/status", responses=NOT_FOUND)
-def campaign_status(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
+def campaign_status(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> dict[str, Any]:
     """Progress now: jobs per state, outcomes, next due time, dial rate over the last minutes, recent errors."""
-    campaign = _campaign(ctx, name)
+    campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
         return snapshot(conn, campaign, datetime.now(UTC))
 
 
 @router.post("/{name}/pause", responses={**NOT_FOUND, **CONFLICT})
 def pause(
-    name: str = CampaignPath, ctx: Context = Depends(context), key: str = Depends(require_api_key)
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
     """Stop dialling the campaign's jobs (calls already placed finish). Pausing a paused campaign is a no-op."""
-    return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), f"paused through the API ({key})"))
+    find_campaign(ctx, name, key)
+    reason = f"paused through the API ({key.name})"
+    return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), reason))
 
 
 @router.post("/{name}/resume", responses={**NOT_FOUND, **CONFLICT})
-def resume_campaign(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    """Dial again. A campaign its circuit breaker paused has the breaker closed too, as ``outdial breaker resume``."""
+def resume_campaign(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
+) -> dict[str, Any]:
+    """Dial again (admin scope). A campaign its circuit breaker paused has the breaker closed too, as
+    ``outdial breaker resume``."""
+    find_campaign(ctx, name, key)
     return _change_json(campaigns.resume(ctx.engine, name, datetime.now(UTC)))
 
 
 @router.post("/{name}/cancel", responses=NOT_FOUND)
-def cancel(name: str = CampaignPath, ctx: Context = Depends(context)) -> dict[str, Any]:
-    """End the campaign: every job not yet handed to a worker becomes ``cancelled``.
+def cancel(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
+) -> dict[str, Any]:
+    """End the campaign (admin scope): every job not yet handed to a worker becomes ``cancelled``.
 
     Calls already being dialled finish (the worker re-checks the campaign before
     each dial). Cancelling a cancelled campaign changes nothing.
     """
-    return _change_json(campaigns.cancel(ctx.engine, name, datetime.now(UTC), "cancelled through the API"))
+    find_campaign(ctx, name, key)
+    reason = f"cancelled through the API ({key.name})"
+    return _change_json(campaigns.cancel(ctx.engine, name, datetime.now(UTC), reason))

@@ -87,6 +87,7 @@ def install(app: FastAPI) -> None:
         error = field_error("body", "holds a value the database cannot store (e.g. a NUL character)")
         return JSONResponse({"detail": error.detail}, status_code=422)
 
+    # The service errors (outdial.errors), translated here and nowhere else.
     @app.exception_handler(OutdialError)
     async def _refused(_request: Request, exc: OutdialError) -> JSONResponse:
         # outdial.errors' table: each refusal as its status, with its one line for a person.
@@ -99,3 +100,10 @@ def install(app: FastAPI) -> None:
             return JSONResponse({"detail": "outdial is misconfigured; see its log"}, status_code=500)
         status = 404 if isinstance(exc, NotFound) else 409 if isinstance(exc, Conflict) else 400
         return JSONResponse({"detail": str(exc)}, status_code=status)
+
+    @app.exception_handler(RecursionError)
+    async def _too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:
+        # json.loads recurses once per nesting level: a body nested deeper than Python's
+        # stack is the caller's doing, not a server fault.
+        error = field_error("body", "is nested too deeply to read")
+        return JSONResponse({"detail": error.detail}, status_code=422)

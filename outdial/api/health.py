@@ -8,6 +8,6 @@ router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
-def healthz() -> dict[str, str]:
-    """The process is up and answering."""
+async def healthz() -> dict[str, str]:
+    """The process is up and answering (on the event loop: no thread to wait for, however busy the API)."""
     return {"status": "ok"}

@@ -5,15 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
-from starlette.concurrency import run_in_threadpool
+from sqlalchemy import Connection
 
-from outdial.api.deps import Context, context
+from outdial.api.auth import Principal, require_api_key
+from outdial.api.deps import Context, Pool, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
+from outdial.errors import NotFound
 from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.progress import job_detail
 from outdial.services.requests import PRINTABLE
 from outdial.services.timing.spec import SpecError
+from outdial.store import AnyRow
+from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 
 router = APIRouter(tags=["calls"])
@@ -25,12 +30,16 @@ MAX_ID = 2**63 - 1
 @router.post(
     "/calls",
     status_code=201,
-    responses={200: {"description": "The Idempotency-Key was seen before: its first job, unchanged."}},
+    responses={
+        200: {"description": "The Idempotency-Key was seen before: its first job, unchanged."},
+        409: {"description": "The Idempotency-Key was first sent with a different request."},
+    },
 )
 async def create_call(
     body: CallBody,
     response: Response,
     ctx: Context = Depends(context),
+    key: Principal = Depends(require_api_key),
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -41,11 +50,20 @@ async def create_call(
         ),
     ] = None,
 ) -> dict[str, Any]:
-    """Enqueue one call. A repeated ``Idempotency-Key`` returns the first job (200) and makes no other."""
+    """Enqueue one call. A repeated ``Idempotency-Key`` returns the first job (200) and makes no other;
+    the same key with a different request is a 409."""
     check_call(body, ctx.accounts)
+    if not key.may(body.account, None):
+        raise HTTPException(403, f"the key {key.name!r} has no scope for single calls on account {body.account!r}")
     try:
-        result = await run_in_threadpool(
-            enqueue_call, ctx.engine, body, datetime.now(UTC), ctx.settings, idempotency_key
+        result = await anyio.to_thread.run_sync(
+            enqueue_call,
+            ctx.engine,
+            body,
+            datetime.now(UTC),
+            ctx.settings,
+            idempotency_key,
+            limiter=ctx.threads(Pool.CALLS),
         )
     except SpecError as exc:
         raise spec_error(exc) from None
@@ -60,25 +78,40 @@ async def create_call(
     return result.as_dict()
 
 
+def _reaches(conn: Connection, key: Principal, job: AnyRow) -> bool:
+    """Whether the key reaches the job: its account, and its campaign (by name) if it has one."""
+    campaign = campaign_store.by_id(conn, job.campaign_id) if job.campaign_id is not None else None
+    return key.may(job.account, campaign.name if campaign is not None else None)
+
+
 @router.get("/jobs")
 def find_jobs(
     idempotency_key: Annotated[
         str, Query(min_length=1, max_length=200, pattern=PRINTABLE, description="The key the job was enqueued with.")
     ],
     ctx: Context = Depends(context),
+    key: Principal = Depends(require_api_key),
 ) -> list[dict[str, Any]]:
     """The job enqueued with an idempotency key (a list of one, or empty): how a Celery caller finds its job."""
     with ctx.engine.connect() as conn:
         job_id = job_store.job_by_idempotency_key(conn, idempotency_key)
-        job = job_detail(conn, job_id) if job_id is not None else None
-        return [] if job is None else [job]
+        job = job_store.get_job(conn, job_id) if job_id is not None else None
+        if job is None or not _reaches(conn, key, job):
+            return []
+        detail = job_detail(conn, job.id)
+        return [] if detail is None else [detail]
 
 
 @router.get("/jobs/{job_id}", responses={404: {"description": "No such job."}})
-def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], ctx: Context = Depends(context)) -> dict[str, Any]:
+def get_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ctx: Context = Depends(context),
+    key: Principal = Depends(require_api_key),
+) -> dict[str, Any]:
     """A job's state, its attempts and what became of each, and its history of transitions."""
     with ctx.engine.connect() as conn:
-        job = job_detail(conn, job_id)
-        if job is None:
-            raise HTTPException(404, f"no job {job_id}")
-        return job
+        job = job_store.get_job(conn, job_id)
+        detail = job_detail(conn, job_id) if job is not None and _reaches(conn, key, job) else None
+    if detail is None:
+        raise NotFound(f"no job {job_id}")
+    return detail

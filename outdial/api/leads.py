@@ -7,13 +7,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, File, HTTPException, Query, UploadFile
 from starlette.concurrency import run_in_threadpool
 
-from outdial.api.campaigns import NOT_FOUND, CampaignPath
+from outdial.api.auth import Principal, require_api_key
+from outdial.api.campaigns import NOT_FOUND, CampaignPath, find_campaign
 from outdial.api.deps import Context, context
 from outdial.api.errors import field_error
 from outdial.models import CampaignState
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.requests import ImportOptions
-from outdial.store import campaigns as campaign_store
 
 router = APIRouter(prefix="/campaigns", tags=["leads"])
 
@@ -27,6 +27,7 @@ async def upload_leads(
     file: UploadFile = File(description="A CSV lead list: a phone column, optional overrides, variables."),
     name: str = CampaignPath,
     ctx: Context = Depends(context),
+    key: Principal = Depends(require_api_key),
 ) -> dict[str, Any]:
     """Import a CSV lead list into the campaign.
 
@@ -36,10 +37,7 @@ async def upload_leads(
     phone column) is a 422 and imports nothing. Importing the same file again
     imports nothing twice.
     """
-    with ctx.engine.connect() as conn:
-        campaign = campaign_store.by_name(conn, name)
-    if campaign is None:
-        raise HTTPException(404, f"no campaign named {name!r}")
+    campaign = find_campaign(ctx, name, key)
     if campaign.state == CampaignState.CANCELLED:
         raise HTTPException(409, f"campaign {name!r} is cancelled")
     try:

@@ -14,6 +14,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
 
 from outdial import metrics
+from outdial.api.auth import Principal, optional_key
 from outdial.api.deps import Context, context
 from outdial.models import JobState
 from outdial.services.readiness import check_database, check_migrations, check_redis
@@ -24,16 +25,24 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/readyz")
-def readyz(ctx: Context = Depends(context)) -> JSONResponse:
-    """Ready to serve: the database answers and is migrated, Redis answers. 503 names what failed."""
+def readyz(ctx: Context = Depends(context), key: Principal | None = Depends(optional_key)) -> JSONResponse:
+    """Ready to serve: the database answers and is migrated, Redis answers. 503 when not.
+
+    Open, for load balancers: without a key it says only which checks passed; with a valid
+    API key it also names what failed and how to fix it (these details hold hosts and URLs)."""
     checks = [check_database(ctx.engine), check_redis(ctx.settings.redis_url)]
     if checks[0].ok:
         checks.append(check_migrations(ctx.engine))
     failed = [c for c in checks if not c.ok]
     body: dict[str, Any] = {
         "status": "ok" if not failed else "unavailable",
-        "checks": {c.name: {"ok": c.ok, "detail": c.detail, **({"fix": c.fix} if c.fix else {})} for c in checks},
+        "checks": {
+            c.name: {"ok": c.ok, **({"detail": c.detail, **({"fix": c.fix} if c.fix else {})} if key else {})}
+            for c in checks
+        },
     }
+    if key is None:
+        body["details"] = "send an API key for each check's detail and fix, or run `outdial doctor`"
     return JSONResponse(body, status_code=503 if failed else 200)
 
 

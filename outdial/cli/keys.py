@@ -11,12 +11,19 @@ keys_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, help="API ke
 
 
 @keys_app.command("create")
-def create(name: str = typer.Argument(..., help="Who or what the key is for, e.g. crm-sync.")) -> None:
+def create(
+    name: str = typer.Argument(..., help="Who or what the key is for, e.g. crm-sync."),
+    scope: list[str] = typer.Option(
+        [],
+        "--scope",
+        help="read, write or admin, and/or account:NAME, campaign:NAME (repeatable). None: full access.",
+    ),
+) -> None:
     """Make a key and print it: it is shown this once and stored only as a hash."""
     from outdial.api.auth import create_key
     from outdial.store.db import get_engine
 
-    key = create_key(get_engine(), name, datetime.now(UTC))
+    key = create_key(get_engine(), name, datetime.now(UTC), scope)
     typer.echo(key)
     typer.echo(f"API key {name!r} made; it is not shown again. Send it as: Authorization: Bearer <key>", err=True)
 
@@ -31,6 +38,7 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         rows = [
             {
                 "name": r.name,
+                "scopes": r.scopes or ["admin"],
                 "created_at": r.created_at.isoformat(),
                 "revoked_at": r.revoked_at.isoformat() if r.revoked_at else None,
             }
@@ -41,7 +49,7 @@ def list_keys(json_out: bool = typer.Option(False, "--json", help="Print JSON.")
         return
     for row in rows:
         status = f"revoked {row['revoked_at']}" if row["revoked_at"] else "active"
-        typer.echo(f"{row['name']:<30} made {row['created_at']}  {status}")
+        typer.echo(f"{row['name']:<30} made {row['created_at']}  {status}  scopes: {','.join(row['scopes'])}")
 
 
 @keys_app.command("revoke")

@@ -137,7 +137,11 @@ def create_campaign(
     if cron is not None:
         if not valid_cron(cron):
             raise InputError(f"{cron!r} is not a cron expression", field="cron")
-        next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
+        try:
+            next_round_at = next_fire(cron, now, campaign_zone(timing.given(), settings))
+        except ValueError:
+            # Valid syntax that never fires (say 31 February): croniter gives up searching.
+            raise InputError(f"{cron!r} never fires (no such date)", field="cron") from None
     taken = Conflict(f"a campaign named {name!r} exists already")
     try:
         with engine.begin() as conn:

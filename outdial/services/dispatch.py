@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from pathlib import Path
 
 import httpx
 from sqlalchemy import Connection, Engine
@@ -82,8 +84,28 @@ class Dispatcher:
         return Timeouts(self.settings.provider_connect_timeout_s, self.settings.provider_read_timeout_s)
 
     def dispatch(self, job_id: int, now: datetime | None = None) -> Dispatched:
-        """Place job ``job_id`` if it is still queued and callable; what happened."""
-        began = now = now or datetime.now(UTC)
+        """Place job ``job_id`` if it is still queued and callable; what happened.
+
+        Any exception ends the job ``rejected``: a job that fails the same way on every
+        delivery must not be re-sent by the lease forever (nor dialled again after a request
+        may have left). The reason names the exception's type and where it was raised, never
+        its message: that may hold the job's number or metadata."""
+        try:
+            return self._dispatch(job_id, now or datetime.now(UTC))
+        except Exception as exc:
+            where = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+            reason = f"internal error: {type(exc).__name__}" + (
+                f" at {Path(where.filename).name}:{where.lineno}" if where else ""
+            )
+            log.error("dispatch failed; job rejected", extra=logs.fields(job_id=job_id, reason=reason))
+            with self.engine.begin() as conn:
+                for state in (JobState.QUEUED, JobState.DIALING):
+                    if job_store.reject(conn, job_id, state, datetime.now(UTC), reason, reason=reason):
+                        break
+            return Dispatched(Step.REJECTED, "internal error")
+
+    def _dispatch(self, job_id: int, now: datetime) -> Dispatched:
+        began = now
         started = time.monotonic()
 
         def clock() -> datetime:  # this dispatch's "now", moved on by the time it has taken
@@ -274,7 +296,7 @@ class Dispatcher:
                 # The dialing lease gave up on this worker and declared the call unknown: it stays
                 # unknown (never redialled), but now names its call, so the outcome settles it.
                 job_store.record_call(conn, job.id, result.provider_call_id, now)
-            replay_unmatched(conn, account.provider, result.provider_call_id, now, self.settings)
+            replay_unmatched(conn, account.provider, account.name, result.provider_call_id, now, self.settings)
         elif result.verdict == Verdict.RETRY_SAFE:
             self._resend_later(conn, job, start, result, now)
         elif result.verdict == Verdict.UNKNOWN:

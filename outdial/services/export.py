@@ -3,9 +3,11 @@
 Values that came from lead files or callers (variables above all) may start
 with ``=``, ``+``, ``-`` or ``@``, which spreadsheets run as formulas
 (``=HYPERLINK(...)`` can leak data or lure a click). Such a cell gets a leading
-apostrophe, which spreadsheets show as text. A plain number (``+14155550123``,
-``-3``) is left alone: as a formula it is only itself, and phone numbers stay
-readable and re-importable.
+apostrophe, which spreadsheets show as text. So does a cell in which ``;`` or
+``,`` (spreadsheets split cells on either when importing text) is followed by
+one of them (``a;=cmd|' /C calc'!A0``), spaces allowed between. A plain number
+(``+14155550123``, ``-3``) is left alone: as a formula it is only itself, and
+phone numbers stay readable and re-importable.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from outdial.store import progress as progress_store
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _PLAIN_NUMBER = re.compile(r"^[+-]?\d+(\.\d+)?$")
+# A formula start after a separator a spreadsheet may split the cell on.
+_AFTER_SEPARATOR = re.compile(r"[;,]\s*[=+\-@\t\r]")
 PAGE = 2000
 
 FIXED_COLUMNS = (
@@ -45,6 +49,8 @@ FIXED_COLUMNS = (
 def neutralise(value: str) -> str:
     """The cell as a spreadsheet will show it as text, never run it as a formula."""
     if value.startswith(FORMULA_STARTS) and not _PLAIN_NUMBER.match(value):
+        return "'" + value
+    if _AFTER_SEPARATOR.search(value):
         return "'" + value
     return value
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -18,6 +18,17 @@ from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
+
+# How far back a provider may date a call's end. Later than now is read as now: a clock
+# ahead (or a year 8999) must not push retries out, nor send the retry search across years.
+PROVIDER_TIME_PAST = timedelta(days=7)
+
+
+def clamp_provider_time(value: datetime | None, now: datetime) -> datetime | None:
+    """A provider-supplied time, clamped into ``[now - 7 days, now]``."""
+    if value is None:
+        return None
+    return min(max(value, now - PROVIDER_TIME_PAST), now)
 
 
 class Applied(StrEnum):
@@ -42,10 +53,12 @@ def record_event(
     settings: Settings,
 ) -> Applied:
     """Store a raw event and apply it; what that did."""
+    ended_at = clamp_provider_time(event.ended_at, now)
     with engine.begin() as conn:
-        if event.call_ref and job_store.set_call_ref(conn, provider, event.provider_call_id, event.call_ref):
+        learnt = event.call_ref and job_store.set_call_ref(conn, provider, event.provider_call_id, event.call_ref)
+        if learnt and account is not None and event.call_ref:
             # A look-up taught the call's second id: events that named only it apply now.
-            replay_unmatched(conn, provider, event.call_ref, now, settings)
+            replay_unmatched(conn, provider, account, event.call_ref, now, settings)
         event_id = event_store.store_event(
             conn,
             {
@@ -57,7 +70,7 @@ def record_event(
                 "payload": payload,
                 "raw_status": event.raw_status,
                 "outcome": event.outcome,
-                "ended_at": event.ended_at,
+                "ended_at": ended_at,
                 "received_at": now,
             },
         )
@@ -66,17 +79,18 @@ def record_event(
         if event.outcome is None:
             event_store.mark_event(conn, event_id, Applied.NOTED)
             return Applied.NOTED
-        attempt = job_store.attempt_for_call(conn, provider, event.provider_call_id)
+        attempt = job_store.attempt_for_call(conn, provider, account, event.provider_call_id)
         if attempt is None and account is not None:
             attempt = match_by_documented_fields(conn, provider, account, event)
         return apply_outcome(
             conn,
             event_id,
             provider,
+            account,
             event.provider_call_id,
             event.outcome,
             event.raw_status,
-            event.ended_at or now,
+            ended_at or now,
             now,
             settings,
             data=event.data,
@@ -100,7 +114,7 @@ def match_by_documented_fields(conn: Connection, provider: str, account: str, ev
             and found.account == account
             and job_store.adopt_call_id(conn, found.id, job_id, event.provider_call_id)
         ):
-            return job_store.attempt_for_call(conn, provider, event.provider_call_id)
+            return job_store.attempt_for_call(conn, provider, account, event.provider_call_id)
     if event.to_number is not None:
         open_calls = job_store.open_calls_to(conn, account, event.to_number)
         if len(open_calls) == 1 and open_calls[0].provider == provider:
@@ -113,6 +127,7 @@ def apply_outcome(
     conn: Connection,
     event_id: int,
     provider: str,
+    account: str | None,
     call_id: str,
     outcome: str,
     raw_status: str,
@@ -123,7 +138,8 @@ def apply_outcome(
     attempt: AnyRow | None = None,
 ) -> Applied:
     event_store.lock_call(conn, provider, call_id)
-    attempt = attempt or job_store.attempt_for_call(conn, provider, call_id)
+    # Only the account the event came in on: its secret vouches for its own calls, no other's.
+    attempt = attempt or job_store.attempt_for_call(conn, provider, account, call_id)
     if attempt is None:
         # The webhook beat the worker's own record of the call id: kept, applied when it lands.
         event_store.mark_event(conn, event_id, Applied.UNMATCHED)
@@ -163,14 +179,17 @@ def apply_outcome(
     return applied
 
 
-def replay_unmatched(conn: Connection, provider: str, call_id: str, now: datetime, settings: Settings) -> None:
-    """Apply events that arrived before ``call_id`` was recorded."""
-    for event in event_store.unmatched_events(conn, provider, call_id):
+def replay_unmatched(
+    conn: Connection, provider: str, account: str, call_id: str, now: datetime, settings: Settings
+) -> None:
+    """Apply the account's events that arrived before ``call_id`` was recorded."""
+    for event in event_store.unmatched_events(conn, provider, account, call_id):
         if event.outcome is not None:
             apply_outcome(
                 conn,
                 event.id,
                 provider,
+                account,
                 call_id,
                 event.outcome,
                 event.raw_status or "",
@@ -201,6 +220,8 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
     """
     applied = 0
     with engine.begin() as conn:
+        # Events that never matched a call (or never parsed) are not kept forever.
+        event_store.expire_events(conn, now - timedelta(seconds=settings.unmatched_event_ttl_s))
         for event in event_store.matchable_unmatched(conn, limit):
             if event.outcome is None:
                 event_store.mark_event(conn, event.id, Applied.NOTED)
@@ -209,6 +230,7 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
                 conn,
                 event.id,
                 event.provider,
+                event.account,
                 event.provider_call_id,
                 event.outcome,
                 event.raw_status or "",

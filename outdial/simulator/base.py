@@ -28,6 +28,7 @@ from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from outdial.settings import DEMO_WEBHOOK_SECRET as DEMO_WEBHOOK_SECRET  # where the tests and the stack look for it
 from outdial.vocab import Outcome
 
 log = logging.getLogger("outdial.simulator")
@@ -37,7 +38,6 @@ log = logging.getLogger("outdial.simulator")
 # simulated latency and validation are done.
 ARRIVAL: contextvars.ContextVar[float] = contextvars.ContextVar("arrival")
 
-DEMO_WEBHOOK_SECRET = "sim-webhook-secret"
 
 
 class SimConfig(BaseModel):

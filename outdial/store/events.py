@@ -1,17 +1,27 @@
-"""Raw provider events: stored as received, deduplicated by the provider's key."""
+"""Raw provider events: stored as received, deduplicated per account by the provider's key.
+
+An event belongs to the account whose webhook URL (and secret) it came in on: it is
+deduplicated within that account and matched only to that account's calls, so a
+secret of one account can neither settle nor pre-empt another account's calls.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, or_, select, text, update
+from sqlalchemy import Connection, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, ProviderEvent
 from outdial.store import AnyRow, table
 
 events = table(ProviderEvent)
+attempts = table(Attempt)
+
+# What a webhook that could not be read is stored as (kept a while so a person can look).
+UNPARSED = "unparsed"
 
 
 # pg_advisory_xact_lock(namespace, hashtext(provider:call id)): one call's id and its events, one at a time.
@@ -31,12 +41,12 @@ def lock_call(conn: Connection, provider: str, call_id: str) -> None:
 
 
 def store_event(conn: Connection, values: dict[str, Any]) -> int | None:
-    """Insert one event; None if an event with the same (provider, event_key) is already stored."""
+    """Insert one event; None if the account already has an event with the same (provider, event_key)."""
     dialect_insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
         dialect_insert(events)
         .values(**values)
-        .on_conflict_do_nothing(index_elements=["provider", "event_key"])
+        .on_conflict_do_nothing(index_elements=["provider", "account", "event_key"])
         .returning(events.c.id)
     )
     found = conn.execute(stmt).scalar()
@@ -47,12 +57,13 @@ def mark_event(conn: Connection, event_id: int, applied: str, job_id: int | None
     conn.execute(update(events).where(events.c.id == event_id).values(applied=applied, job_id=job_id))
 
 
-def unmatched_events(conn: Connection, provider: str, call_id: str) -> Sequence[AnyRow]:
-    """Events that arrived before the call id they name was recorded."""
+def unmatched_events(conn: Connection, provider: str, account: str, call_id: str) -> Sequence[AnyRow]:
+    """The account's events that arrived before the call id they name was recorded."""
     return conn.execute(
         select(events)
         .where(
             events.c.provider == provider,
+            events.c.account == account,
             events.c.provider_call_id == call_id,
             events.c.applied == "unmatched",
         )
@@ -76,9 +87,8 @@ def reported(conn: Connection, provider_call_ids: Sequence[str]) -> dict[str, li
 
 
 def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
-    """Unmatched events whose call id has since been recorded on an attempt (a webhook that raced
-    the worker's own record of the call)."""
-    attempts = table(Attempt)
+    """Unmatched events whose call id has since been recorded on an attempt of the same account
+    (a webhook that raced the worker's own record of the call)."""
     query = (
         select(events)
         .where(
@@ -86,6 +96,7 @@ def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
             select(attempts.c.id)
             .where(
                 attempts.c.provider == events.c.provider,
+                attempts.c.account == events.c.account,
                 or_(
                     attempts.c.provider_call_id == events.c.provider_call_id,
                     attempts.c.provider_ref == events.c.provider_call_id,
@@ -97,3 +108,14 @@ def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:
         .limit(limit)
     )
     return conn.execute(query).all()
+
+
+def expire_events(conn: Connection, received_before: datetime) -> int:
+    """Delete events that never matched a call, or could not be read, received before the cut-off."""
+    result = conn.execute(
+        delete(events).where(
+            (events.c.applied == "unmatched") | (events.c.raw_status == UNPARSED),
+            events.c.received_at < received_before,
+        )
+    )
+    return int(result.rowcount or 0)

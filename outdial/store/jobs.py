@@ -481,16 +481,16 @@ def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:
     ).first()
 
 
-def attempt_for_call(conn: Connection, provider: str, call_id: str) -> AnyRow | None:
-    """The attempt that placed the call: by its call id, or by a second id learnt later."""
-    found = conn.execute(
-        select(attempts).where(attempts.c.provider == provider, attempts.c.provider_call_id == call_id)
-    ).first()
+def attempt_for_call(conn: Connection, provider: str, account: str | None, call_id: str) -> AnyRow | None:
+    """The attempt that placed the call: by its call id, or by a second id learnt later; only on
+    ``account`` (the one an event came in on: its secret vouches for its own calls, no other's)."""
+    on_account = [attempts.c.provider == provider]
+    if account is not None:
+        on_account.append(attempts.c.account == account)
+    found = conn.execute(select(attempts).where(*on_account, attempts.c.provider_call_id == call_id)).first()
     if found is not None:
         return found
-    return conn.execute(
-        select(attempts).where(attempts.c.provider == provider, attempts.c.provider_ref == call_id).limit(1)
-    ).first()
+    return conn.execute(select(attempts).where(*on_account, attempts.c.provider_ref == call_id).limit(1)).first()
 
 
 def set_call_ref(conn: Connection, provider: str, call_id: str, ref: str) -> bool:

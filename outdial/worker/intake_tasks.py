@@ -16,18 +16,19 @@ field (in the worker log and Flower), and is not retried.
 
 from __future__ import annotations
 
+import io
 import logging
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from pydantic import TypeAdapter, ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from outdial import logs
-from outdial.errors import InputError
+from outdial.errors import Conflict, InputError
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
@@ -77,7 +78,7 @@ def enqueue_from_kwargs(
         raise TaskRefused(f"{exc.field or 'account'}: {exc.reason}") from None
     try:
         result = enqueue_call(engine, body, now, settings, key)
-    except SpecError as exc:
+    except (SpecError, Conflict) as exc:
         raise TaskRefused(str(exc)) from None
     except OverflowError:
         raise TaskRefused("schedule_at: is too far in the past or future to schedule") from None
@@ -92,16 +93,26 @@ def import_from_kwargs(engine: Engine, settings: Settings, kwargs: dict[str, Any
         args = ImportLeadsTask.model_validate(kwargs)
     except ValidationError as exc:
         raise TaskRefused(_reason(exc)) from None
+    if args.csv is not None:
+        # Encoded back to bytes (it holds no lone surrogate): the import reads bytes, as from an upload.
+        source: BinaryIO = io.BytesIO(args.csv.encode("utf-8"))
+    else:
+        assert args.file is not None
+        found = settings.import_dir / args.file
+        if not found.is_file():
+            raise TaskRefused(f"file: no file {args.file!r} in the import folder {settings.import_dir}")
+        source = found.open("rb")
     try:
-        summary = import_csv(
-            engine,
-            settings,
-            args.campaign,
-            Path(args.path),
-            default_region=args.default_region,
-            phone_column=args.phone_column,
-            report_path=Path(args.report_path) if args.report_path else None,
-        )
+        # The reject report goes where uploads' go (under the data directory), never to a caller's path.
+        with source:
+            summary = import_csv(
+                engine,
+                settings,
+                args.campaign,
+                source,
+                default_region=args.default_region,
+                phone_column=args.phone_column,
+            )
     except ImportFailed as exc:
         raise TaskRefused(str(exc)) from None
     return summary.as_dict()
@@ -125,7 +136,8 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
 
 @app.task(name=IMPORT_TASK, **_RETRY)  # type: ignore[untyped-decorator]
 def import_leads_task(**kwargs: Any) -> dict[str, object]:
-    """Import a CSV lead file the workers can read: ``campaign``, ``path``, and the import's options."""
+    """Import a CSV lead list: ``campaign``, the CSV as ``csv`` (its text) or ``file`` (a name in the
+    import folder), and the import's options. Never a path: that let callers read and overwrite files."""
     summary = import_from_kwargs(get_engine(), get_settings(), kwargs)
     log.info("leads imported", extra=logs.fields(campaign=kwargs.get("campaign"), **summary))
     return summary

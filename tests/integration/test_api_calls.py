@@ -41,9 +41,14 @@ def job_count(engine: Engine) -> int:
 def test_a_repeated_key_returns_the_first_job(http: TestClient, engine: Engine) -> None:
     first = http.post("/calls", json=BODY, headers={"Idempotency-Key": "order-1"})
     assert first.status_code == 201 and first.json()["created"] is True
-    again = http.post("/calls", json={**BODY, "priority": 5}, headers={"Idempotency-Key": "order-1"})
+    again = http.post("/calls", json=BODY, headers={"Idempotency-Key": "order-1"})
     assert again.status_code == 200
     assert again.json() == {**first.json(), "created": False}
+    assert job_count(engine) == 1
+    # The same key with another request is somebody else's: a 409, never the first job.
+    other_body = http.post("/calls", json={**BODY, "priority": 5}, headers={"Idempotency-Key": "order-1"})
+    assert other_body.status_code == 409
+    assert "order-1" in other_body.json()["detail"] and "different request" in other_body.json()["detail"]
     assert job_count(engine) == 1
     other = http.post("/calls", json=BODY, headers={"Idempotency-Key": "order-2"})
     assert other.status_code == 201 and other.json()["job_id"] != first.json()["job_id"]

@@ -189,21 +189,21 @@ def test_invalid_arguments_make_no_job_and_do_not_stop_the_worker(worker: Callab
     assert [r["idempotency_key"] for r in job_rows(engine)] == ["good"]
 
 
-def test_import_leads_task_imports_a_shared_file(
+def test_import_leads_task_imports_the_csv_it_is_sent(
     worker: Callable[..., None], engine: Engine, settings: Settings, tmp_path: Path
 ) -> None:
     create_campaign(engine, settings, "winter", "ck", TimingFields(), datetime.now(UTC))
-    leads = tmp_path / "leads.csv"
-    leads.write_text("mobile|name\n098765 43210|Asha\n+12125551234|Bob\nnope|Carl\n")
-    worker(IMPORT_TASK, campaign="winter", path=str(leads), default_region="IN")
+    csv = "mobile|name\n098765 43210|Asha\n+12125551234|Bob\nnope|Carl\n"
+    worker(IMPORT_TASK, campaign="winter", csv=csv, default_region="IN")
     wait_for(lambda: len(job_rows(engine)) == 2)
     with engine.connect() as conn:
         campaign = campaign_store.by_name(conn, "winter")
         assert campaign is not None
         phones = [lead.phone for lead in campaign_store.leads_of(conn, campaign.id)]
     assert phones == ["+919876543210", "+12125551234"]
-    wait_for(lambda: (tmp_path / "leads.report.csv").exists())
-    assert "nope" in (tmp_path / "leads.report.csv").read_text()
+    # The reject report is written under the data directory, as an upload's.
+    wait_for(lambda: any((settings.data_dir / "reports").glob("*.report.csv")))
+    assert "nope" in next((settings.data_dir / "reports").glob("*.report.csv")).read_text()
 
 
 def test_the_example_client_names_an_unreachable_broker_in_one_line() -> None:

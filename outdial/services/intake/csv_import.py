@@ -3,8 +3,9 @@
 The file is streamed: records are read and checked here, their numbers are
 normalised in chunks on a process pool, each lead's first due time comes
 from a small cache of admissions, and batches are written by
-:class:`outdial.services.intake.import_writer.ImportWriter` on its own thread, all in one
-transaction. Memory stays bounded by a few chunks, whatever the file's size.
+:class:`outdial.services.intake.import_writer.ImportWriter` on its own thread, in one
+transaction on PostgreSQL, a transaction per batch on SQLite. Memory stays bounded by
+a few chunks, whatever the file's size.
 
 Counts: every data row is exactly one of accepted, rejected (a bad row,
 named with its reason in the report), duplicate (its number is already in

@@ -6,17 +6,19 @@ all come through here, so the same input always makes the same job.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, model_validator
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from outdial.errors import InputError
+from outdial.errors import Conflict, InputError
 from outdial.models import JobState
+from outdial.services.intake.safe_json import check_metadata, value_problem
 from outdial.services.providers import adapter_for
 from outdial.services.timing.admit import admit, merge_layers
 from outdial.services.timing.spec import TimingFields, parse_number
@@ -41,7 +43,7 @@ class CallBody(TimingFields):
 
     to_number: str = Field(pattern=r"^\+[1-9]\d{1,14}$")
     account: str = Field(min_length=1, max_length=100)
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: Annotated[dict[str, Any], AfterValidator(check_metadata)] = Field(default_factory=dict)
     options: dict[str, Any] = Field(
         default_factory=dict, description="Per-call options of the account's provider, e.g. CallKaro's language."
     )
@@ -63,6 +65,10 @@ class CallBody(TimingFields):
 
     def timing_layer(self) -> dict[str, Any]:
         return {k: v for k, v in self.given().items() if k in TimingFields.model_fields}
+
+    def digest(self) -> str:
+        """What the request asks for, as a hash: the same key sent with another request is refused."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -148,11 +154,15 @@ def enqueue_call(
     idempotency_key: str | None = None,
     campaign: AnyRow | None = None,
 ) -> Enqueued:
-    """Create the job for one call; a repeated ``idempotency_key`` returns the first job instead."""
+    """Create the job for one call; a repeated ``idempotency_key`` returns the first job instead.
+
+    Raises :class:`~outdial.errors.Conflict` when the key was first sent with a different request:
+    answering with that job would hand one caller another's call."""
     parse_number(body.to_number)
     fields = merge_layers(campaign.timing if campaign else {}, body.timing_layer())
+    digest = body.digest()
     with engine.begin() as conn:
-        if idempotency_key and (existing := _existing(conn, idempotency_key)):
+        if idempotency_key and (existing := _existing(conn, idempotency_key, digest)):
             return existing
         values = job_values(
             account=body.account,
@@ -165,6 +175,7 @@ def enqueue_call(
             settings=settings,
             suppressed=dnc_store.is_listed(conn, body.to_number),
             idempotency_key=idempotency_key,
+            request_hash=digest if idempotency_key else None,
             campaign_id=campaign.id if campaign else None,
         )
         try:
@@ -172,17 +183,20 @@ def enqueue_call(
                 job_id = job_store.insert_job(conn, values)
         except IntegrityError:
             # Another request with the same key won the race: return its job.
-            if idempotency_key and (existing := _existing(conn, idempotency_key)):
+            if idempotency_key and (existing := _existing(conn, idempotency_key, digest)):
                 return existing
             raise
         return Enqueued(job_id, True, values["state"], values["next_due_at"], values["reason"])
 
 
-def _existing(conn: Connection, key: str) -> Enqueued | None:
+def _existing(conn: Connection, key: str, digest: str) -> Enqueued | None:
     job_id = job_store.job_by_idempotency_key(conn, key)
     if job_id is None:
         return None
     job = job_store.get_job(conn, job_id)
+    # Jobs made before the hash was kept have none: nothing to compare, so the first job stands.
+    if job is not None and job.request_hash is not None and job.request_hash != digest:
+        raise Conflict(f"the Idempotency-Key {key!r} was already used with a different request")
     if job is None:
         return Enqueued(job_id, False, "unknown")
     return Enqueued(job_id, False, job.state, job.next_due_at, job.reason)
@@ -205,8 +219,11 @@ def unknown_account(name: str, accounts: Mapping[str, Any]) -> str | None:
 
 
 def check_call(body: CallBody, accounts: Mapping[str, Any]) -> None:
-    """Refuse a call on an unusable account, or with options its provider does not take
-    (InputError naming the field); the options are kept as the provider's model reads them."""
+    """Refuse a call on an unusable account, or with options its provider does not take or that
+    cannot be sent (InputError naming the field); the options are kept as the provider's model reads them."""
     if problem := unknown_account(body.account, accounts):
         raise InputError(problem, field="account")
+    for name, value in body.options.items():
+        if problem := value_problem(value):
+            raise InputError(problem, field=name)
     body.options = adapter_for(accounts[body.account].provider).call_options(body.options)

@@ -1,9 +1,13 @@
 """Writes an import's batches in one transaction, on a thread of its own.
 
 The database works on one batch while the reading thread parses the next
-(the driver waits on the server without holding the GIL). Everything is one
-transaction: an import that fails half-way, for whatever reason, leaves
-nothing behind.
+(the driver waits on the server without holding the GIL). On PostgreSQL
+everything is one transaction: an import that fails half-way, for whatever
+reason, leaves nothing behind. SQLite has a single writer, and a transaction
+held for a whole import locks out every webhook and dispatch meanwhile
+("database is locked"), so there each batch commits on its own: an import that
+fails half-way keeps the batches before the failure, and importing the file
+again adds the rest (a campaign never holds a number twice).
 """
 
 from __future__ import annotations
@@ -62,20 +66,25 @@ class ImportWriter:
 
     def _run(self) -> None:
         try:
-            with self._engine.connect() as conn, conn.begin() as transaction:
+            # Closing the connection rolls back whatever is not committed.
+            with self._engine.connect() as conn:
                 postgres = conn.dialect.name == "postgresql"
+                # SQLite: no transaction between batches, so the write lock is free while the next is read.
+                transaction = conn.begin() if postgres else None
                 if postgres:
                     store.pg_begin(conn, self._campaign.id)
                 while True:
                     item = self._queue.get()
-                    if item is _DONE:
-                        transaction.commit()
-                        return
-                    if item is _ABORT:
-                        transaction.rollback()
+                    if item is _DONE or item is _ABORT:
+                        if transaction is not None:
+                            transaction.commit() if item is _DONE else transaction.rollback()
                         return
                     assert isinstance(item, Batch)
-                    self._write(conn, item, postgres)
+                    if transaction is None:
+                        with conn.begin():
+                            self._write(conn, item, postgres)
+                    else:
+                        self._write(conn, item, postgres)
         except BaseException as exc:  # handed to the reading thread, which raises it
             self.error = exc
             self._drain()

@@ -131,6 +131,8 @@ def parse_days(value: Any) -> frozenset[int] | None:
 # A year: a longer gap is a typo, and would overflow date arithmetic.
 MAX_GAP_MINUTES = 366 * 24 * 60
 Minutes = Annotated[int, Field(ge=0, le=MAX_GAP_MINUTES)]
+# days_of_week as a list (at most every day twice, names and numbers) or as text ("mon,tue,...").
+MAX_DAYS_INPUT = 100
 # Far enough from the calendar's ends that zone offsets and the search horizon stay inside it.
 EARLIEST_YEAR, LATEST_YEAR = 1900, 9000
 
@@ -146,7 +148,7 @@ class TimingFields(BaseModel):
     days_of_week: list[int | str] | str | None = None
     carry_over: bool | None = None
     number_of_retries: int | None = Field(default=None, ge=0, le=10)
-    gap_between_retries: Minutes | list[Minutes] | None = None
+    gap_between_retries: Minutes | Annotated[list[Minutes], Field(max_length=10)] | None = None
     priority: int | None = Field(default=None, ge=-100, le=100)
     timezone: str | None = None
     # Absent: the setting's default. Explicit null: callee hours off.
@@ -176,6 +178,9 @@ class TimingFields(BaseModel):
     @field_validator("days_of_week")
     @classmethod
     def _check_days(cls, value: Any) -> Any:
+        # A week has seven days: a longer list is a mistake or an attack, not a schedule.
+        if len(value or ()) > MAX_DAYS_INPUT:
+            raise ValueError(f"has {len(value)} entries or characters; at most {MAX_DAYS_INPUT}")
         parse_days(value)
         return value
 
