@@ -75,6 +75,8 @@ TERMINAL_STATES = frozenset(set(JobState) - ACTIVE_STATES)
 class CampaignState(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
+    # Every job has ended; new leads, a new round or a retried job make it active again.
+    COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 

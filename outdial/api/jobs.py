@@ -8,8 +8,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from starlette.concurrency import run_in_threadpool
 
+from outdial.api.auth import require_api_key
 from outdial.api.deps import Context, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
+from outdial.services import jobs
 from outdial.services.campaigns import unknown_account
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.requests import PRINTABLE
@@ -62,7 +64,8 @@ async def create_call(
     return {"job_id": result.job_id, "state": result.state, "created": result.created}
 
 
-def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
+def job_summary(job: AnyRow) -> dict[str, Any]:
+    """A job without its attempts: what a listing shows."""
     return {
         "id": job.id,
         "state": job.state,
@@ -80,6 +83,12 @@ def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
         "provider_call_id": job.provider_call_id,
         "last_outcome": job.last_outcome,
         "reason": job.reason,
+    }
+
+
+def job_json(job: AnyRow, attempts: list[AnyRow]) -> dict[str, Any]:
+    return {
+        **job_summary(job),
         "attempts": [
             {
                 "number": a.number,
@@ -119,4 +128,36 @@ def get_job(job_id: Annotated[int, Path(ge=1, le=MAX_ID)], ctx: Context = Depend
         job = job_store.get_job(conn, job_id)
         if job is None:
             raise HTTPException(404, f"no job {job_id}")
+        return job_json(job, list(job_store.attempts_of(conn, job_id)))
+
+
+JOB_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job."},
+    409: {"description": "The job's state does not allow it; the message says which states do."},
+}
+
+
+@router.post("/jobs/{job_id}/retry", responses=JOB_REFUSALS)
+def retry_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ctx: Context = Depends(context),
+    key: str = Depends(require_api_key),
+) -> dict[str, Any]:
+    """Dial an ended job once more (``unknown``, ``exhausted``, ``expired`` or ``rejected``): due now,
+    or when its window next opens. A deliberate act: an ``unknown`` call may have rung already;
+    the job's reason records which key retried it."""
+    job = jobs.retry_job(ctx.engine, ctx.settings, job_id, jobs.api_actor(key), datetime.now(UTC))
+    with ctx.engine.connect() as conn:
+        return job_json(job, list(job_store.attempts_of(conn, job_id)))
+
+
+@router.post("/jobs/{job_id}/cancel", responses=JOB_REFUSALS)
+def cancel_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ctx: Context = Depends(context),
+    key: str = Depends(require_api_key),
+) -> dict[str, Any]:
+    """Cancel a job no worker holds (``scheduled``, ``queued`` or ``unknown``); a call in progress finishes."""
+    job = jobs.cancel_job(ctx.engine, job_id, jobs.api_actor(key), datetime.now(UTC))
+    with ctx.engine.connect() as conn:
         return job_json(job, list(job_store.attempts_of(conn, job_id)))

@@ -19,6 +19,7 @@ from sqlalchemy import Connection, Engine
 from outdial.models import JobState
 from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
+from outdial.services import campaigns
 from outdial.services.breaker import BreakerCheck
 from outdial.services.outcomes import apply_late_matches
 from outdial.services.pacing.pacer import Pacer, queue_budget, sync_slots
@@ -32,6 +33,9 @@ from outdial.store import jobs as job_store
 log = logging.getLogger("outdial.scheduler")
 
 SendJob = Callable[[int], None]
+# How often campaigns whose every job has ended are marked completed (and completed ones
+# with work again reopened): a status, so a few seconds late is fine, and the pass is one UPDATE.
+COMPLETION_CHECK = timedelta(seconds=10)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Scheduler:
     # pacer, Redis's concurrency slots are kept in step with the calls in progress.
     accounts: Mapping[str, Account] | None = None
     pacer: Pacer | None = None
+    last_completion_check: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -114,6 +119,13 @@ class Scheduler:
         ):
             self.last_breaker_check = now
             self.breakers.check(now)
+        if self.last_completion_check is None or now - self.last_completion_check >= COMPLETION_CHECK:
+            self.last_completion_check = now
+            completed, reopened = campaigns.settle_completion(self.engine, now)
+            for name in completed:
+                log.info("campaign completed: every job has ended", extra={"campaign": name})
+            for name in reopened:
+                log.info("campaign active again: it has jobs to dial", extra={"campaign": name})
         return report
 
     def _budgets(self, conn: Connection, now: datetime) -> dict[str, int]:

@@ -16,6 +16,7 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from outdial.store import AnyRow
+from outdial.store import campaigns as campaign_store
 from outdial.store import lead_import as store
 from outdial.store.lead_import import AdmissionRow, BatchRow
 
@@ -69,6 +70,8 @@ class ImportWriter:
                 while True:
                     item = self._queue.get()
                     if item is _DONE:
+                        if self.accepted:  # new jobs: a completed campaign has work again
+                            campaign_store.reopen(conn, self._now, self._campaign.id)
                         transaction.commit()
                         return
                     if item is _ABORT:
