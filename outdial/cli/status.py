@@ -138,6 +138,7 @@ def status(
                 typer.echo(progress_line(snap))
                 sys.stdout.flush()
                 if snap["finished"]:
+                    console.print(render(snap))  # the final summary, as a terminal would have shown it
                     return
                 time.sleep(interval)
                 snap = take_snapshot(engine, found.id)
