@@ -62,11 +62,13 @@ class RatePoint:
 
 def dial_rate(counts: Mapping[int, int], first: datetime, width_s: int, n: int, now: datetime) -> list[RatePoint]:
     """``n`` buckets of ``width_s`` from ``first`` (aligned), empty ones included, from the
-    database's count per bucket index; the bucket holding ``now`` (or after it) is partial."""
+    database's count per bucket index; the bucket holding ``now`` is partial."""
     points = []
     for i in range(n):
         start = first + timedelta(seconds=i * width_s)
-        covered = min(float(width_s), max(0.0, (now - start).total_seconds()))
+        elapsed = (now - start).total_seconds()
+        # Only the bucket holding ``now`` is partial (one wholly ahead of the clock is skew, not data to come).
+        covered = elapsed if 0 <= elapsed < width_s else float(width_s)
         points.append(RatePoint(start, counts.get(i, 0), width_s, covered))
     return points
 

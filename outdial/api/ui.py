@@ -147,9 +147,11 @@ def _job_row(job: AnyRow, attempt: AnyRow | None, zone: ZoneInfo) -> dict[str, A
 # Buttons --------------------------------------------------------------------------------
 
 
-def _back(campaign_id: int, message: str) -> RedirectResponse:
-    # 303: the browser follows with a GET, so reloading the page does not post again.
-    return RedirectResponse(f"/ui/campaigns/{campaign_id}?{urlencode({'message': message})}", status_code=303)
+def _back(campaign_id: int, message: str, filters: list[tuple[str, str]]) -> RedirectResponse:
+    # 303: the browser follows with a GET, so reloading the page does not post again. The
+    # job filters the page had are kept, so the operator sees the list they acted on.
+    query = urlencode([*filters, ("message", message)])
+    return RedirectResponse(f"/ui/campaigns/{campaign_id}?{query}", status_code=303)
 
 
 def _act(ctx: Context, campaign: AnyRow, do: str, who: str, now: datetime) -> str:
@@ -193,13 +195,16 @@ def act(
     campaign_id: int,
     do: Annotated[str, Form(max_length=100)],
     api_key: Annotated[str, Form(max_length=200)] = "",
+    state: Annotated[list[str], Form()] = [],  # noqa: B006 (the page's filters, kept)
+    outcome: Annotated[list[str], Form()] = [],  # noqa: B006
     ctx: Context = Depends(context),
 ) -> RedirectResponse:
     """A button of the campaign page, with the API key typed there."""
+    filters = [("state", s) for s in state if s in STATE_ORDER] + [("outcome", o) for o in outcome if o in set(Outcome)]
     try:
         key_name = require_api_key(bearer=None, header_key=api_key or None, ctx=ctx)
     except HTTPException:
-        return _back(campaign_id, "not done: a valid API key is needed (outdial keys create NAME)")
+        return _back(campaign_id, "not done: a valid API key is needed (outdial keys create NAME)", filters)
     with ctx.engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
     if campaign is None:
@@ -208,4 +213,4 @@ def act(
         message = _act(ctx, campaign, do, job_service.api_actor(key_name), datetime.now(UTC))
     except OutdialError as exc:
         message = f"not done: {exc}"
-    return _back(campaign_id, message)
+    return _back(campaign_id, message, filters)

@@ -112,7 +112,8 @@ def explain(conn: Connection, campaign: AnyRow, now: datetime, settings: Setting
         reason = campaign.pause_reason or "paused"
         why = Why.BREAKER if reason.startswith(_BREAKER_PREFIX) else Why.PAUSED
         resume = "outdial campaign resume" if why == Why.PAUSED else "outdial breaker resume campaign"
-        return say(why, f"paused ({reason}); {due_text} once resumed ({resume} {campaign.name!r})")
+        said = reason if reason.startswith("paused") else f"paused ({reason})"
+        return say(why, f"{said}; {due_text} once resumed ({resume} {campaign.name!r})")
     account_breaker = progress_store.open_breaker(conn, "account", campaign.account)
     if account_breaker is not None:
         return say(
