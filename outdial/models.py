@@ -91,6 +91,7 @@ class Edge(StrEnum):
     REJECT = "reject"
     CANCEL = "cancel"
     SUPPRESS = "suppress"
+    RETRY_BY_HAND = "retry_by_hand"  # a person dials an ended job once more (never automatic)
 
 
 S = JobState
@@ -125,6 +126,10 @@ TRANSITIONS: dict[tuple[JobState, JobState], Edge] = {
     (S.UNKNOWN, S.UNKNOWN): Edge.RECORD_CALL,
     # An unknown call is settled only by what the provider reports about it (webhook or poll).
     **{(S.UNKNOWN, to): edge for to, edge in _AFTER_A_CALL.items()},
+    # Only a person (outdial jobs retry|cancel, the API, the campaign page) takes these. A person's
+    # retry of an ``unknown`` job takes its schedule_retry edge above, the event's reason naming who.
+    (S.UNKNOWN, S.CANCELLED): Edge.CANCEL,
+    **{(ended, S.SCHEDULED): Edge.RETRY_BY_HAND for ended in (S.EXHAUSTED, S.EXPIRED, S.REJECTED)},
 }
 del S
 
@@ -132,6 +137,8 @@ del S
 class CampaignState(StrEnum):
     ACTIVE = "active"
     PAUSED = "paused"
+    # Every job has ended; new leads, a new round or a retried job make it active again.
+    COMPLETED = "completed"
     CANCELLED = "cancelled"
 
 

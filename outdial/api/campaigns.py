@@ -5,18 +5,25 @@ A campaign is addressed by its name, as on the command line.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.responses import StreamingResponse
 
 from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, context
+from outdial.api.jobs import MAX_ID, job_summary
 from outdial.errors import NotFound
-from outdial.models import CampaignState
+from outdial.models import CampaignState, JobState
 from outdial.services import campaigns
+from outdial.services.export import stream_csv
+from outdial.services.jobs import PAGE_MAX, api_actor, attempt_view, list_jobs
 from outdial.services.progress import snapshot
+from outdial.services.providers.base import Outcome
 from outdial.services.requests import NAME_PATTERN
+from outdial.services.waiting import explain
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
@@ -71,10 +78,11 @@ def _change_json(change: campaigns.CampaignChange) -> dict[str, Any]:
 def create(
     body: campaigns.CampaignBody, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
-    """Make a campaign. Its timing fields (SPEC 5) are the lowest layer of every lead's and job's."""
+    """Make a campaign. Its timing fields (SPEC 5) are the lowest layer of every lead's and job's.
+    With ``"state": "paused"`` it dials nothing until resumed."""
     if not key.may(body.account, body.name):
         raise HTTPException(403, f"the key {key.name!r} has no scope for campaign {body.name!r} on {body.account!r}")
-    row = campaigns.create(ctx.engine, ctx.settings, ctx.accounts, body, datetime.now(UTC))
+    row = campaigns.create(ctx.engine, ctx.settings, ctx.accounts, body, datetime.now(UTC), api_actor(key.name))
     return campaign_json(row, {})
 
 
@@ -91,10 +99,12 @@ def list_campaigns(ctx: Context = Depends(context), key: Principal = Depends(req
 def get_campaign(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
+    """The campaign, its jobs per state, and why it is (not) dialling with its next due time."""
     campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
         counts = job_store.counts_by_state(conn, campaign.id)
-    return campaign_json(campaign, counts)
+        why = explain(conn, campaign, datetime.now(UTC), ctx.settings)
+    return {**campaign_json(campaign, counts), "why": why.as_json()}
 
 
 @router.get("/{name}/status", responses=NOT_FOUND)
@@ -104,7 +114,7 @@ def campaign_status(
     """Progress now: jobs per state, outcomes, next due time, dial rate over the last minutes, recent errors."""
     campaign = find_campaign(ctx, name, key)
     with ctx.engine.connect() as conn:
-        return snapshot(conn, campaign, datetime.now(UTC))
+        return snapshot(conn, campaign, datetime.now(UTC), ctx.settings)
 
 
 @router.post("/{name}/pause", responses={**NOT_FOUND, **CONFLICT})
@@ -115,6 +125,47 @@ def pause(
     find_campaign(ctx, name, key)
     reason = f"paused through the API ({key.name})"
     return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), reason))
+
+
+@router.get("/{name}/jobs", responses=NOT_FOUND)
+def campaign_jobs(
+    name: str = CampaignPath,
+    state: Annotated[list[JobState], Query(description="Only jobs in these states (repeat the parameter).")] = [],  # noqa: B006
+    outcome: Annotated[list[Outcome], Query(description="Only jobs whose last call ended so.")] = [],  # noqa: B006
+    after: Annotated[int, Query(ge=0, le=MAX_ID, description="The `next_after` of the previous page.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=PAGE_MAX)] = 100,
+    ctx: Context = Depends(context),
+    key: Principal = Depends(require_api_key),
+) -> dict[str, Any]:
+    """The campaign's jobs in id order, a page at a time (keyset paging: pass ``next_after`` as ``after``
+    for the next page; ``null`` on the last). Each with its newest attempt's provider status."""
+    campaign = find_campaign(ctx, name, key)
+    with ctx.engine.connect() as conn:
+        page = list_jobs(conn, campaign, states=state, outcomes=outcome, after_id=after, limit=limit)
+    return {
+        "jobs": [
+            {**job_summary(job), "latest_attempt": attempt_view(page.latest.get(int(job.id)))} for job in page.jobs
+        ],
+        "next_after": page.next_after,
+    }
+
+
+@router.get(
+    "/{name}/export.csv",
+    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "One row per job."}},
+    response_class=StreamingResponse,
+)
+def export_csv(
+    name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
+) -> StreamingResponse:
+    """Every job of the campaign as CSV (as ``outdial export``), streamed: any size, memory stays flat."""
+    campaign = find_campaign(ctx, name, key)
+    filename = re.sub(r"[^A-Za-z0-9._-]+", "_", campaign.name) or "campaign"
+    return StreamingResponse(
+        stream_csv(ctx.engine, campaign.id),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}.csv"'},
+    )
 
 
 @router.post("/{name}/resume", responses={**NOT_FOUND, **CONFLICT})

@@ -9,10 +9,11 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Response
 from sqlalchemy import Connection
 
-from outdial.api.auth import Principal, require_api_key
+from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, Pool, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
 from outdial.errors import NotFound
+from outdial.services import jobs
 from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.progress import job_detail
 from outdial.services.requests import PRINTABLE
@@ -84,6 +85,28 @@ def _reaches(conn: Connection, key: Principal, job: AnyRow) -> bool:
     return key.may(job.account, campaign.name if campaign is not None else None)
 
 
+def job_summary(job: AnyRow) -> dict[str, Any]:
+    """A job without its attempts: what a listing shows."""
+    return {
+        "id": job.id,
+        "state": job.state,
+        "to_number": job.to_number,
+        "account": job.account,
+        "campaign_id": job.campaign_id,
+        "lead_id": job.lead_id,
+        "round": job.round,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "created_at": job.created_at,
+        "state_changed_at": job.state_changed_at,
+        "next_due_at": job.next_due_at,
+        "attempts_used": job.attempts_used,
+        "provider_call_id": job.provider_call_id,
+        "last_outcome": job.last_outcome,
+        "reason": job.reason,
+    }
+
+
 @router.get("/jobs")
 def find_jobs(
     idempotency_key: Annotated[
@@ -115,3 +138,51 @@ def get_job(
     if detail is None:
         raise NotFound(f"no job {job_id}")
     return detail
+
+
+JOB_REFUSALS: dict[int | str, dict[str, Any]] = {
+    404: {"description": "No such job."},
+    409: {"description": "The job's state does not allow it; the message says which states do."},
+}
+
+
+def _reached(ctx: Context, key: Principal, job_id: int) -> None:
+    with ctx.engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+        if job is None or not _reaches(conn, key, job):
+            raise NotFound(f"no job {job_id}")
+
+
+def _detail(ctx: Context, job_id: int) -> dict[str, Any]:
+    with ctx.engine.connect() as conn:
+        detail = job_detail(conn, job_id)
+    if detail is None:
+        raise NotFound(f"no job {job_id}")
+    return detail
+
+
+@router.post("/jobs/{job_id}/retry", responses=JOB_REFUSALS)
+def retry_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ctx: Context = Depends(context),
+    key: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    """Dial an ended job once more (admin scope; ``unknown``, ``exhausted``, ``expired`` or ``rejected``): due
+    now, or when its window next opens. A deliberate act: an ``unknown`` call may have rung already;
+    the job's reason and history record which key retried it."""
+    _reached(ctx, key, job_id)
+    jobs.retry_job(ctx.engine, ctx.settings, job_id, jobs.api_actor(key.name), datetime.now(UTC))
+    return _detail(ctx, job_id)
+
+
+@router.post("/jobs/{job_id}/cancel", responses=JOB_REFUSALS)
+def cancel_job(
+    job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    ctx: Context = Depends(context),
+    key: Principal = Depends(require_admin),
+) -> dict[str, Any]:
+    """Cancel a job no worker holds (admin scope; ``scheduled``, ``queued`` or ``unknown``); a call in
+    progress finishes."""
+    _reached(ctx, key, job_id)
+    jobs.cancel_job(ctx.engine, job_id, jobs.api_actor(key.name), datetime.now(UTC))
+    return _detail(ctx, job_id)

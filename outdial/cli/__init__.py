@@ -15,6 +15,7 @@ from outdial.cli.call import call
 from outdial.cli.campaigns import campaign_app
 from outdial.cli.dnc import dnc_app
 from outdial.cli.imports import import_command
+from outdial.cli.jobs import jobs_app
 from outdial.cli.keys import keys_app
 from outdial.cli.plan import plan
 from outdial.cli.status import export, status
@@ -60,6 +61,7 @@ app.command()(ops.doctor)
 app.add_typer(run.db_app, name="db")
 app.add_typer(campaign_app, name="campaign")
 app.add_typer(dnc_app, name="dnc")
+app.add_typer(jobs_app, name="jobs")
 app.command("import")(import_command)
 app.add_typer(breaker_app, name="breaker")
 app.command()(status)

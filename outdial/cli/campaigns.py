@@ -1,4 +1,4 @@
-"""``outdial campaign create|list|pause|resume|cancel``: campaigns, with their SPEC 5 timing."""
+"""``outdial campaign create|list|show|pause|resume|cancel``: campaigns, with their SPEC 5 timing."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 # Commands import their libraries themselves, so `outdial --help` stays fast.
 campaign_app = typer.Typer(
-    no_args_is_help=True, rich_markup_mode=None, help="Campaigns: create, list, pause, resume and cancel them."
+    no_args_is_help=True, rich_markup_mode=None, help="Campaigns: create, list, show, pause, resume and cancel them."
 )
 
 # The command's option for each timing field, so an error names what the user typed.
@@ -82,6 +82,7 @@ def campaign_json(row: Any, leads: int | None = None) -> dict[str, Any]:
         "name": row.name,
         "account": row.account,
         "state": row.state,
+        "pause_reason": row.pause_reason,
         "round": row.round,
         "timing": row.timing,
         "retry_on": row.retry_on,
@@ -115,12 +116,17 @@ def create(
     retry_on: list[str] = typer.Option([], "--retry-on", help="Outcomes that use a retry; repeat or comma list."),
     cron: str | None = typer.Option(None, "--cron", help="Start a new round of every lead when this fires."),
     calls_per_minute: int | None = typer.Option(None, "--calls-per-minute", min=1, help="Pacing for the campaign."),
+    paused: bool = typer.Option(
+        False, "--paused", help="Create it paused: import and check leads, then `outdial campaign resume`."
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print the campaign as JSON."),
 ) -> None:
     """Create a campaign on an account, with the timing its leads inherit (SPEC 5)."""
     from pydantic import ValidationError
 
+    from outdial.models import CampaignState
     from outdial.services import campaigns
+    from outdial.services.jobs import cli_actor
     from outdial.services.providers.accounts import load_accounts
     from outdial.settings import get_settings
 
@@ -139,6 +145,7 @@ def create(
         "retry_on": split_list(retry_on) or None,
         "cron": cron,
         "calls_per_minute": calls_per_minute,
+        "state": CampaignState.PAUSED if paused else None,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if callee_hours is not None:
@@ -149,14 +156,17 @@ def create(
         raise body_error(exc) from None
     engine = open_engine()
     try:
-        row = campaigns.create(engine, settings, load_accounts(settings.accounts_file), body, datetime.now(UTC))
+        row = campaigns.create(
+            engine, settings, load_accounts(settings.accounts_file), body, datetime.now(UTC), cli_actor()
+        )
     except errors.InputError as exc:
         # The service names its field; the user typed an option.
         raise errors.InputError(exc.reason, field=OPTION_OF.get(exc.field or "", exc.field)) from None
     if json_out:
         typer.echo(json.dumps(campaign_json(row)))
     else:
-        typer.echo(f"campaign {name!r} created (id {row.id}) on account {account}")
+        paused_note = ", paused (outdial campaign resume NAME to dial)" if paused else ""
+        typer.echo(f"campaign {name!r} created (id {row.id}) on account {account}{paused_note}")
 
 
 @campaign_app.command("list")
@@ -204,13 +214,15 @@ def _report_change(change: CampaignChange, json_out: bool) -> None:
 @campaign_app.command("pause")
 def pause(
     name: str = typer.Argument(..., help="The campaign's name."),
-    reason: str = typer.Option("paused from the command line", "--reason", help="Shown with its status."),
+    reason: str | None = typer.Option(None, "--reason", help="Shown with its status, after who paused it."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Stop dialling the campaign's jobs; calls already placed finish."""
     from outdial.services import campaigns
+    from outdial.services.jobs import cli_actor
 
-    _report_change(campaigns.pause(open_engine(), name, datetime.now(UTC), reason), json_out)
+    said = f"paused by {cli_actor()}" + (f": {reason}" if reason else "")
+    _report_change(campaigns.pause(open_engine(), name, datetime.now(UTC), said), json_out)
 
 
 @campaign_app.command("resume")
@@ -227,10 +239,54 @@ def resume(
 @campaign_app.command("cancel")
 def cancel(
     name: str = typer.Argument(..., help="The campaign's name."),
-    reason: str = typer.Option("cancelled from the command line", "--reason", help="Kept with the campaign."),
+    reason: str | None = typer.Option(None, "--reason", help="Kept with the campaign, after who cancelled it."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """End the campaign: its jobs not yet handed to a worker are cancelled; calls in progress finish."""
     from outdial.services import campaigns
+    from outdial.services.jobs import cli_actor
 
-    _report_change(campaigns.cancel(open_engine(), name, datetime.now(UTC), reason), json_out)
+    said = f"cancelled by {cli_actor()}" + (f": {reason}" if reason else "")
+    _report_change(campaigns.cancel(open_engine(), name, datetime.now(UTC), said), json_out)
+
+
+@campaign_app.command("show")
+def show(
+    name: str = typer.Argument(..., help="The campaign's name."),
+    json_out: bool = typer.Option(False, "--json", help="Print it as JSON."),
+) -> None:
+    """One campaign: its settings, jobs per state, and why it is (not) dialling, with its next due time."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from outdial.services import campaigns
+    from outdial.services.waiting import explain
+    from outdial.settings import get_settings
+    from outdial.store import campaigns as campaign_store
+    from outdial.store import jobs as job_store
+
+    engine = open_engine()
+    settings = get_settings()
+    with engine.connect() as conn:
+        row = campaigns.find(conn, name)
+        counts = job_store.counts_by_state(conn, row.id)
+        leads = campaign_store.lead_counts(conn).get(row.id, 0)
+        why = explain(conn, row, datetime.now(UTC), settings)
+    if json_out:
+        typer.echo(json.dumps({**campaign_json(row, leads), "counts": counts, "why": why.as_json()}))
+        return
+    facts = Table.grid(padding=(0, 2))
+    facts.add_row("campaign", f"{row.name} (id {row.id})")
+    facts.add_row("account", row.account)
+    facts.add_row("state", row.state + (f" ({row.pause_reason})" if row.pause_reason else ""))
+    facts.add_row("round", str(row.round) + (f", cron {row.cron}" if row.cron else ""))
+    facts.add_row("leads", str(leads))
+    facts.add_row("jobs", ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none")
+    facts.add_row("timing", json.dumps(row.timing, sort_keys=True))
+    facts.add_row("now", ("dialling: " if why.dialling else "not dialling: ") + why.text)
+    local = why.next_due_local
+    if why.next_due is not None and local is not None:
+        facts.add_row("next due", f"{local:%Y-%m-%d %H:%M %Z} {why.zone} ({why.next_due:%Y-%m-%d %H:%M} UTC)")
+    else:
+        facts.add_row("next due", "nothing scheduled")
+    Console().print(facts)

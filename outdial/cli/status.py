@@ -39,12 +39,13 @@ def _find(engine: Engine, name: str) -> AnyRow:
 
 def take_snapshot(engine: Engine, campaign_id: int) -> dict[str, Any]:
     from outdial.services.progress import snapshot
+    from outdial.settings import get_settings
     from outdial.store import campaigns as campaign_store
 
     with engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
         assert campaign is not None
-        return snapshot(conn, campaign, datetime.now(UTC))
+        return snapshot(conn, campaign, datetime.now(UTC), get_settings())
 
 
 def render(snap: dict[str, Any]) -> RenderableType:
@@ -78,7 +79,9 @@ def render(snap: dict[str, Any]) -> RenderableType:
     rate = snap["dial_rate"]
     facts = Table.grid(padding=(0, 2))
     facts.add_row("dial rate", f"{rate['per_minute']}/min over the last {rate['window_minutes']} min")
-    facts.add_row("next due", snap["next_due_at"] or "nothing scheduled")
+    why = snap["why"]
+    facts.add_row("now", Text(why["text"], style="green" if why["dialling"] else "yellow"))
+    facts.add_row("next due", next_due_text(why))
     if snap["outcomes"]:
         outcomes = ", ".join(f"{k} {v}" for k, v in sorted(snap["outcomes"].items(), key=lambda kv: -kv[1]))
         facts.add_row("outcomes", outcomes)
@@ -145,6 +148,28 @@ def show_job(job_id: int, json_out: bool) -> None:
         Console().print(render_job(job))
 
 
+def next_due_text(why: dict[str, Any]) -> str:
+    """The next due time in the campaign's zone and in UTC."""
+    if not why["next_due_at"]:
+        return "nothing scheduled"
+    local = datetime.fromisoformat(why["next_due_local"])
+    utc = datetime.fromisoformat(why["next_due_at"])
+    return f"{local:%Y-%m-%d %H:%M %Z} {why['zone']} ({utc:%Y-%m-%d %H:%M} UTC)"
+
+
+def progress_line(snap: dict[str, Any]) -> str:
+    """One snapshot as one line, for a log or a pipe."""
+    rate = snap["dial_rate"]
+    counts = " ".join(f"{state}={n}" for state, n in snap["counts"].items() if n)
+    why = snap["why"]
+    return (
+        f"{snap['as_of'][:19]}Z {snap['campaign']} {snap['state']} "
+        f"{snap['done']}/{snap['jobs']} done ({snap['percent_done']}%) "
+        f"rate={rate['per_minute']}/min [{counts}] "
+        f"{'dialling' if why['dialling'] else 'not dialling'}: {why['text']}"
+    )
+
+
 def status(
     campaign: str | None = typer.Argument(None, help="The campaign's name (not with --job)."),
     job: int | None = typer.Option(None, "--job", min=1, help="Show one job: its attempts and its history."),
@@ -153,8 +178,9 @@ def status(
 ) -> None:
     """A campaign's live progress: jobs per state, dial rate, next due time, recent errors.
 
-    Refreshes until every job is in a final state, or Ctrl-C. With --job ID: that job's
-    state, attempts and every transition it made.
+    Refreshes until every job is in a final state, or Ctrl-C. When standard output is not a
+    terminal (a pipe, a log file) it prints one line per refresh instead. With --job ID: that
+    job's state, attempts and every transition it made.
     """
     from rich.console import Console
     from rich.live import Live
@@ -174,6 +200,18 @@ def status(
         typer.echo(json.dumps(snap))
         return
     console = Console()
+    if not console.is_terminal:
+        try:
+            while True:
+                typer.echo(progress_line(snap))
+                sys.stdout.flush()
+                if snap["finished"]:
+                    console.print(render(snap))  # the final summary, as a terminal would have shown it
+                    return
+                time.sleep(interval)
+                snap = take_snapshot(engine, found.id)
+        except KeyboardInterrupt:
+            return
     try:
         with Live(render(snap), console=console, auto_refresh=False) as live:
             while not snap["finished"]:

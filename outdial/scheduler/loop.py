@@ -16,9 +16,11 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import Connection, Engine
 
+from outdial import logs
 from outdial.models import JobState
 from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
+from outdial.services import campaigns
 from outdial.services.breaker import BreakerCheck
 from outdial.services.outcomes import apply_late_matches
 from outdial.services.pacing.pacer import Pacer, RecentSends, queue_budget, send_lease_s, sync_slots
@@ -35,6 +37,9 @@ log = logging.getLogger("outdial.scheduler")
 RECENT_SENDS_MARGIN_S = 2.0
 
 SendJob = Callable[[int], None]
+# How often campaigns whose every job has ended are marked completed (and completed ones
+# with work again reopened): a status, so a few seconds late is fine, and the pass is one UPDATE.
+COMPLETION_CHECK = timedelta(seconds=10)
 
 
 @dataclass
@@ -67,6 +72,7 @@ class Scheduler:
     # pacer, Redis's concurrency slots are kept in step with the calls in progress.
     accounts: Mapping[str, Account] | None = None
     pacer: Pacer | None = None
+    last_completion_check: datetime | None = None
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -117,6 +123,13 @@ class Scheduler:
         ):
             self.last_breaker_check = now
             self.breakers.check(now)
+        if self.last_completion_check is None or now - self.last_completion_check >= COMPLETION_CHECK:
+            self.last_completion_check = now
+            completed, reopened = campaigns.settle_completion(self.engine, now)
+            for name in completed:
+                log.info("campaign completed: every job has ended", extra=logs.fields(campaign=name))
+            for name in reopened:
+                log.info("campaign active again: it has jobs to dial", extra=logs.fields(campaign=name))
         return report
 
     def _budgets(self, conn: Connection, now: datetime) -> dict[str, int]:

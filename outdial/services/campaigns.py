@@ -3,9 +3,14 @@ create, pause, resume, cancel; and a campaign's leads becoming jobs.
 
 A campaign's states and the moves between them::
 
+    (created) --> active | paused                 (``state: paused``: nothing dials until resumed)
     active --pause--> paused --resume--> active
-    active | paused --cancel--> cancelled        (its jobs not yet handed to a worker end too)
+    active --every job ended--> completed --new leads, round or retried job--> active
+    active | paused | completed --cancel--> cancelled  (its jobs not yet handed to a worker end too)
     active --breaker--> paused                    (the breaker's reason is kept; resume closes it)
+
+``completed`` is set by the scheduler's periodic pass (:func:`settle_completion`), one
+conditional UPDATE for all campaigns, so no worker path has to ask "was that the last job?".
 
 Every move is a conditional UPDATE on the state that was seen, so two operators, or an
 operator and the breaker, cannot undo each other's change unseen.
@@ -16,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ConfigDict, Field, field_validator
 from sqlalchemy import Connection, Engine
@@ -39,10 +44,13 @@ from outdial.vocab import Outcome, listed
 
 # Where each move may start from.
 MOVES_FROM: dict[CampaignState, tuple[CampaignState, ...]] = {
-    CampaignState.PAUSED: (CampaignState.ACTIVE,),
+    # A completed campaign may be paused so that leads added to it wait.
+    CampaignState.PAUSED: (CampaignState.ACTIVE, CampaignState.COMPLETED),
     CampaignState.ACTIVE: (CampaignState.PAUSED,),
-    CampaignState.CANCELLED: (CampaignState.ACTIVE, CampaignState.PAUSED),
+    CampaignState.CANCELLED: (CampaignState.ACTIVE, CampaignState.PAUSED, CampaignState.COMPLETED),
 }
+# The states a campaign may be created in.
+CreatedState = Literal[CampaignState.ACTIVE, CampaignState.PAUSED]
 # Any valid number will do to check the rules that do not depend on the number (min == max and the like).
 _EXAMPLE_NUMBER = "+12125550100"
 
@@ -60,6 +68,10 @@ class CampaignBody(TimingFields):
     )
     cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
     calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+    state: CreatedState = Field(
+        default=CampaignState.ACTIVE,
+        description="`paused` creates it paused: leads can be imported and checked before anything dials.",
+    )
 
     @field_validator("retry_on")
     @classmethod
@@ -99,9 +111,14 @@ def find(conn: Connection, name: str) -> AnyRow:
 
 
 def create(
-    engine: Engine, settings: Settings, accounts: Mapping[str, Any], body: CampaignBody, now: datetime
+    engine: Engine,
+    settings: Settings,
+    accounts: Mapping[str, Any],
+    body: CampaignBody,
+    now: datetime,
+    who: str = "unknown",
 ) -> AnyRow:
-    """Make the campaign ``body`` describes, on one of ``accounts``."""
+    """Make the campaign ``body`` describes, on one of ``accounts``; ``who`` is named if it starts paused."""
     if problem := unknown_account(body.account, accounts):
         raise InputError(problem, field="account")
     timing = body.timing()
@@ -111,7 +128,17 @@ def create(
         if exc.field != "to_number":
             raise
     campaign_id = create_campaign(
-        engine, settings, body.name, body.account, timing, now, body.retry_on, body.cron, body.calls_per_minute
+        engine,
+        settings,
+        body.name,
+        body.account,
+        timing,
+        now,
+        body.retry_on,
+        body.cron,
+        body.calls_per_minute,
+        state=CampaignState(body.state),
+        pause_reason=f"created paused by {who}" if body.state == CampaignState.PAUSED else None,
     )
     with engine.connect() as conn:
         row = campaign_store.by_id(conn, campaign_id)
@@ -129,6 +156,9 @@ def create_campaign(
     retry_on: Sequence[str] | None = None,
     cron: str | None = None,
     calls_per_minute: int | None = None,
+    *,
+    state: CampaignState = CampaignState.ACTIVE,
+    pause_reason: str | None = None,
 ) -> int:
     """Store a new campaign; its id. Raises :class:`Conflict` when the name is taken."""
     if retry_on is not None and (unknown := set(retry_on) - set(Outcome)):
@@ -152,7 +182,8 @@ def create_campaign(
                 {
                     "name": name,
                     "account": account,
-                    "state": CampaignState.ACTIVE,
+                    "state": state,
+                    "pause_reason": pause_reason,
                     "timing": timing.given(),
                     "retry_on": list(retry_on) if retry_on is not None else list(settings.retry_on),
                     "cron": cron,
@@ -181,7 +212,7 @@ def pause(engine: Engine, name: str, now: datetime, reason: str) -> CampaignChan
         moved = _move(conn, campaign, CampaignState.PAUSED, now, reason)
         state = _state_of(conn, campaign.id)
     if not moved and state != CampaignState.PAUSED:
-        raise Conflict(f"campaign {name!r} is {state}; only an active campaign can be paused")
+        raise Conflict(f"campaign {name!r} is {state}; only an active or completed campaign can be paused")
     return CampaignChange(name, state, moved)
 
 
@@ -211,11 +242,19 @@ def cancel(engine: Engine, name: str, now: datetime, reason: str) -> CampaignCha
     return CampaignChange(name, CampaignState.CANCELLED, moved, cancelled)
 
 
+def settle_completion(engine: Engine, now: datetime) -> tuple[list[str], list[str]]:
+    """The scheduler's periodic pass: campaigns whose every job has ended become ``completed``,
+    and completed ones that got a job to do again (by any path) become ``active``.
+    The names of each, for the log."""
+    with engine.begin() as conn:
+        completed = campaign_store.complete_finished(conn, now)
+        reopened = campaign_store.reopen(conn, now)
+    return completed, reopened
+
+
 def breaker_pause(conn: Connection, campaign_id: int, now: datetime, reason: str) -> bool:
     """The breaker's pause: only an active campaign, and the reason kept for whoever resumes it."""
-    return campaign_store.set_state(
-        conn, campaign_id, list(MOVES_FROM[CampaignState.PAUSED]), CampaignState.PAUSED, now, reason
-    )
+    return campaign_store.set_state(conn, campaign_id, [CampaignState.ACTIVE], CampaignState.PAUSED, now, reason)
 
 
 @dataclass(frozen=True)
@@ -283,4 +322,6 @@ def add_leads(
                 ),
             )
         result.accepted = len(fresh)
+        if fresh:
+            campaign_store.reopen(conn, now, campaign.id)
     return result

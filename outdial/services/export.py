@@ -13,15 +13,19 @@ phone numbers stay readable and re-importable.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from typing import Any, TextIO
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from outdial.store import AnyRow
+from outdial.models import Attempt
+from outdial.services.jobs import RESULT_FIELDS, attempt_view
+from outdial.store import AnyRow, table
+from outdial.store import jobs as job_store
 from outdial.store import progress as progress_store
 
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,6 +47,9 @@ FIXED_COLUMNS = (
     "next_due_at",
     "state_changed_at",
     "created_at",
+    # What the provider said about the newest attempt, and its result data where kept.
+    "raw_status",
+    *(name for name in RESULT_FIELDS if name in table(Attempt).c),
 )
 
 
@@ -70,7 +77,9 @@ def variable_columns(keys: Iterable[str]) -> list[tuple[str, str]]:
     return [(f"var:{k}" if k in FIXED_COLUMNS else k, k) for k in keys]
 
 
-def job_row(job: AnyRow, call_ids: list[str], variables: list[tuple[str, str]]) -> list[str]:
+def job_row(
+    job: AnyRow, call_ids: list[str], variables: list[tuple[str, str]], latest: AnyRow | None = None
+) -> list[str]:
     values = [
         job.id,
         job.lead_id,
@@ -85,6 +94,8 @@ def job_row(job: AnyRow, call_ids: list[str], variables: list[tuple[str, str]]) 
         job.state_changed_at,
         job.created_at,
     ]
+    result = attempt_view(latest)
+    values += [result.get(name) for name in FIXED_COLUMNS[len(values) :]]
     own = job.variables or {}
     values += [own.get(name) for _, name in variables]
     return [neutralise(cell(v)) for v in values]
@@ -106,9 +117,26 @@ def rows(conn: Connection, campaign_id: int) -> Iterator[list[str]]:
     variables = variable_columns(_variable_keys(conn, campaign_id))
     yield [neutralise(h) for h in (*FIXED_COLUMNS, *(header for header, _ in variables))]
     for page in progress_store.job_pages(conn, campaign_id, PAGE):
-        call_ids = progress_store.call_ids_of(conn, [int(j.id) for j in page])
+        ids = [int(j.id) for j in page]
+        call_ids = progress_store.call_ids_of(conn, ids)
+        latest = job_store.latest_attempts(conn, ids)
         for job in page:
-            yield job_row(job, call_ids.get(int(job.id), []), variables)
+            yield job_row(job, call_ids.get(int(job.id), []), variables, latest.get(int(job.id)))
+
+
+def stream_csv(engine: Engine, campaign_id: int, chunk_chars: int = 64 * 1024) -> Iterator[str]:
+    """The export as text chunks, for a streamed HTTP response: memory stays one page of jobs."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with engine.connect() as conn:
+        for row in rows(conn, campaign_id):
+            writer.writerow(row)
+            if buffer.tell() >= chunk_chars:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    if buffer.tell():
+        yield buffer.getvalue()
 
 
 def write_csv(conn: Connection, campaign_id: int, out: TextIO) -> int:

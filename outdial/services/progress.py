@@ -10,6 +10,8 @@ from typing import Any
 from sqlalchemy import Connection
 
 from outdial.models import ACTIVE_STATES, JobState
+from outdial.services.waiting import explain
+from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
@@ -25,8 +27,9 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def snapshot(conn: Connection, campaign: AnyRow, now: datetime) -> dict[str, Any]:
-    """Counts per state, outcomes, next due time, dial rate and recent errors, as plain JSON."""
+def snapshot(conn: Connection, campaign: AnyRow, now: datetime, settings: Settings) -> dict[str, Any]:
+    """Counts per state, outcomes, next due time, why it is (not) dialling, dial rate and recent
+    errors, as plain JSON."""
     found = job_store.counts_by_state(conn, campaign.id)
     counts = {state.value: found.get(state.value, 0) for state in JobState}
     total = sum(counts.values())
@@ -51,6 +54,8 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime) -> dict[str, Any
         "outcomes": progress_store.last_outcomes(conn, campaign.id),
         "attempt_results": ops_store.attempt_outcomes(conn, campaign.id),
         "next_due_at": _iso(progress_store.next_due(conn, campaign.id)),
+        # Why it is not dialling (or that it is), and the next due time in its zone and UTC.
+        "why": explain(conn, campaign, now, settings).as_json(),
         "dial_rate": {
             "window_minutes": RATE_WINDOW_MINUTES,
             "attempts": recent,

@@ -75,5 +75,7 @@ class Rounds:
                     job_store.insert_job(conn, values)
                     created += 1
                 after_id = leads[-1].id
+            if created:
+                campaign_store.reopen(conn, now, campaign.id)  # a completed campaign between rounds
         log.info("round %d started with %d jobs", new_round, created, extra=logs.fields(campaign_id=campaign.id))
         return created

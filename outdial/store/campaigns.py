@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
-from outdial.models import Campaign, Job, Lead
+from outdial.models import ACTIVE_STATES, Campaign, CampaignState, Job, Lead
 from outdial.store import AnyRow, table
 
 campaigns = table(Campaign)
@@ -48,6 +48,38 @@ def set_state(
     return result.rowcount == 1
 
 
+def _has_jobs(*states: str) -> ColumnElement[bool]:
+    query = select(jobs.c.id).where(jobs.c.campaign_id == campaigns.c.id)
+    if states:
+        query = query.where(jobs.c.state.in_(list(states)))
+    return query.exists()
+
+
+_ACTIVE_JOB_STATES = [s.value for s in ACTIVE_STATES]
+
+
+def complete_finished(conn: Connection, now: datetime) -> list[str]:
+    """``active -> completed`` for every campaign that has jobs and none of them still to end;
+    the names of those moved. One conditional UPDATE: a job added meanwhile keeps its campaign active."""
+    result = conn.execute(
+        update(campaigns)
+        .where(campaigns.c.state == CampaignState.ACTIVE, _has_jobs(), ~_has_jobs(*_ACTIVE_JOB_STATES))
+        .values(state=CampaignState.COMPLETED, pause_reason=None, updated_at=now)
+        .returning(campaigns.c.name)
+    )
+    return [str(r[0]) for r in result]
+
+
+def reopen(conn: Connection, now: datetime, campaign_id: int | None = None) -> list[str]:
+    """``completed -> active`` for a campaign (or every one) that has a job to end again
+    (new leads, a new round, a retried job); the names of those moved."""
+    query = update(campaigns).where(campaigns.c.state == CampaignState.COMPLETED, _has_jobs(*_ACTIVE_JOB_STATES))
+    if campaign_id is not None:
+        query = query.where(campaigns.c.id == campaign_id)
+    result = conn.execute(query.values(state=CampaignState.ACTIVE, updated_at=now).returning(campaigns.c.name))
+    return [str(r[0]) for r in result]
+
+
 def insert_leads(conn: Connection, rows: Sequence[dict[str, Any]]) -> list[int]:
     """Insert leads; the ids of the new ones (rows are expected to be new)."""
     if not rows:
@@ -67,10 +99,10 @@ def leads_of(conn: Connection, campaign_id: int) -> Sequence[AnyRow]:
 
 
 def due_for_round(conn: Connection, now: datetime) -> Sequence[AnyRow]:
-    """Active recurring campaigns whose next round is due."""
+    """Recurring campaigns, active or completed (between rounds), whose next round is due."""
     query = select(campaigns).where(
         campaigns.c.cron.is_not(None),
-        campaigns.c.state == "active",
+        campaigns.c.state.in_([CampaignState.ACTIVE, CampaignState.COMPLETED]),
         campaigns.c.next_round_at <= now,
     )
     return conn.execute(query).all()
@@ -88,11 +120,7 @@ def advance_round(conn: Connection, campaign_id: int, seen_round: int, next_roun
 
 def leads_without_active_job(conn: Connection, campaign_id: int, after_id: int, limit: int) -> Sequence[AnyRow]:
     """Leads of a campaign, by id after ``after_id``, none of whose jobs is still in flight."""
-    in_flight = (
-        select(jobs.c.id)
-        .where(jobs.c.lead_id == leads.c.id, jobs.c.state.in_(["scheduled", "queued", "dialing", "accepted"]))
-        .exists()
-    )
+    in_flight = select(jobs.c.id).where(jobs.c.lead_id == leads.c.id, jobs.c.state.in_(_ACTIVE_JOB_STATES)).exists()
     query = (
         select(leads)
         .where(leads.c.campaign_id == campaign_id, leads.c.id > after_id, ~in_flight)

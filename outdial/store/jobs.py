@@ -654,3 +654,87 @@ def awaiting_outcome(
 def mark_checked(conn: Connection, job_ids: Sequence[int], now: datetime) -> None:
     if job_ids:
         conn.execute(update(jobs).where(jobs.c.id.in_(list(job_ids))).values(checked_at=now))
+
+
+# Operators: a campaign's jobs listed, retried and cancelled one by one -------------------------
+
+
+def campaign_jobs(
+    conn: Connection,
+    campaign_id: int,
+    *,
+    states: Sequence[str] = (),
+    outcomes: Sequence[str] = (),
+    after_id: int = 0,
+    limit: int = 50,
+) -> Sequence[AnyRow]:
+    """A page of a campaign's jobs by id after ``after_id``: keyset paging, as fast on the last
+    page as on the first (``ix_jobs_campaign_state`` serves the state filter)."""
+    query = select(jobs).where(jobs.c.campaign_id == campaign_id, jobs.c.id > after_id).order_by(jobs.c.id).limit(limit)
+    if states:
+        query = query.where(jobs.c.state.in_(list(states)))
+    if outcomes:
+        query = query.where(jobs.c.last_outcome.in_(list(outcomes)))
+    return conn.execute(query).all()
+
+
+def latest_attempts(conn: Connection, job_ids: Sequence[int]) -> dict[int, AnyRow]:
+    """Each job's newest attempt (all its columns: whatever result data the provider gave)."""
+    if not job_ids:
+        return {}
+    newest = (
+        select(attempts.c.job_id, func.max(attempts.c.seq).label("seq"))
+        .where(attempts.c.job_id.in_(list(job_ids)))
+        .group_by(attempts.c.job_id)
+        .subquery()
+    )
+    query = select(attempts).join(newest, (newest.c.job_id == attempts.c.job_id) & (newest.c.seq == attempts.c.seq))
+    return {int(row.job_id): row for row in conn.execute(query)}
+
+
+def campaign_job_ids(conn: Connection, campaign_id: int, states: Sequence[str], after_id: int, limit: int) -> list[int]:
+    """Ids of a campaign's jobs in ``states``, by id after ``after_id``."""
+    query = (
+        select(jobs.c.id)
+        .where(jobs.c.campaign_id == campaign_id, jobs.c.state.in_(list(states)), jobs.c.id > after_id)
+        .order_by(jobs.c.id)
+        .limit(limit)
+    )
+    return [int(r[0]) for r in conn.execute(query)]
+
+
+def retry_job(
+    conn: Connection,
+    job_id: int,
+    expected: Sequence[str],
+    due: datetime,
+    window_end: datetime | None,
+    now: datetime,
+    reason: str,
+) -> bool:
+    """An ended job (``unknown`` above all) scheduled again at a person's request: one more
+    attempt, due at ``due``. Conditional on the job still being in one of ``expected``."""
+    values = {
+        "next_due_at": due,
+        "window_end": window_end,
+        # The next request is a new attempt, not a re-send of the last one.
+        "transport_retries": 0,
+        "checked_at": None,
+        "reason": reason,
+    }
+    return any(retry_by_hand(conn, job_id, JobState(source), now, reason, **values) for source in expected)
+
+
+def retry_by_hand(conn: Connection, job_id: int, source: JobState, now: datetime, why: str, **values: Any) -> bool:
+    """An ended job scheduled again, only ever at a person's request (``unknown -> scheduled`` is
+    the schedule_retry edge an outcome takes too; ``why`` names the person)."""
+    edge = Edge.SCHEDULE_RETRY if source == JobState.UNKNOWN else Edge.RETRY_BY_HAND
+    return _move(conn, edge, job_id, source, JobState.SCHEDULED, now, why, **values)
+
+
+def cancel_job(conn: Connection, job_id: int, expected: Sequence[str], now: datetime, reason: str) -> bool:
+    """One job cancelled by a person, unless it has left ``expected`` (e.g. a worker took it)."""
+    return any(
+        _move(conn, Edge.CANCEL, job_id, JobState(source), JobState.CANCELLED, now, reason, reason=reason)
+        for source in expected
+    )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, Integer, cast, func, select
 
 from outdial.models import Attempt, Breaker, Job
 from outdial.store import table
@@ -45,13 +45,58 @@ def attempt_outcomes(conn: Connection, campaign_id: int) -> dict[str, int]:
     return {str(k): int(n) for k, n in conn.execute(query)}
 
 
-def attempt_times(conn: Connection, campaign_id: int, limit: int = 200_000) -> Sequence[datetime]:
-    """When each of a campaign's requests left, oldest first (the dial-rate chart buckets them)."""
+def attempt_results(conn: Connection, campaign_id: int) -> tuple[dict[str, int], dict[str, int]]:
+    """A campaign's attempts two ways: (how the calls ended, by outcome, for those that have one;
+    what the provider answered the request, for those that have no outcome yet)."""
     query = (
-        select(attempts.c.requested_at)
+        select(attempts.c.outcome, func.coalesce(attempts.c.result, "in_flight"), func.count())
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
         .where(jobs.c.campaign_id == campaign_id)
-        .order_by(attempts.c.requested_at)
-        .limit(limit)
+        .group_by(attempts.c.outcome, func.coalesce(attempts.c.result, "in_flight"))
     )
-    return [t for (t,) in conn.execute(query)]
+    outcomes: dict[str, int] = {}
+    pending: dict[str, int] = {}
+    for outcome, result, n in conn.execute(query):
+        if outcome is not None:
+            outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + int(n)
+        else:
+            pending[str(result)] = pending.get(str(result), 0) + int(n)
+    return outcomes, pending
+
+
+def attempt_span(conn: Connection, campaign_id: int) -> tuple[datetime, datetime] | None:
+    """When the campaign's first and last requests left; None before any."""
+    query = (
+        select(func.min(attempts.c.requested_at), func.max(attempts.c.requested_at))
+        .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+        .where(jobs.c.campaign_id == campaign_id)
+    )
+    first, last = conn.execute(query).one()
+    if first is None or last is None:
+        return None
+    # min()/max() skip the column type's conversion on SQLite: read them back as UTC.
+    return _as_utc(first), _as_utc(last)
+
+
+def _as_utc(value: datetime | str) -> datetime:
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def attempt_buckets(conn: Connection, campaign_id: int, first: datetime, width_s: int) -> dict[int, int]:
+    """The campaign's requests counted per bucket of ``width_s`` seconds from ``first``, grouped
+    in the database: every attempt counts, however many, and only the counts travel."""
+    start = first.astimezone(UTC).timestamp()
+    if conn.dialect.name == "sqlite":
+        # Stored as naive UTC text; strftime('%s') reads it as whole seconds since the epoch.
+        seconds: ColumnElement[Any] = cast(func.strftime("%s", attempts.c.requested_at), Integer)
+    else:
+        seconds = func.extract("epoch", attempts.c.requested_at)
+    index = cast(func.floor((seconds - start) / width_s), Integer).label("bucket")
+    query = (
+        select(index, func.count())
+        .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
+        .where(jobs.c.campaign_id == campaign_id)
+        .group_by(index)
+    )
+    return {int(i): int(n) for i, n in conn.execute(query)}

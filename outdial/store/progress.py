@@ -9,12 +9,13 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, func, or_, select
 
-from outdial.models import Attempt, Job, JobState
+from outdial.models import Attempt, Breaker, Job, JobState
 from outdial.store import AnyRow, table
 from outdial.vocab import NOT_ACCEPTED
 
 jobs = table(Job)
 attempts = table(Attempt)
+breakers = table(Breaker)
 
 
 def next_due(conn: Connection, campaign_id: int) -> datetime | None:
@@ -24,6 +25,31 @@ def next_due(conn: Connection, campaign_id: int) -> datetime | None:
     )
     found: datetime | None = conn.execute(query).scalar()
     return found
+
+
+def next_scheduled(conn: Connection, campaign_id: int) -> AnyRow | None:
+    """The campaign's scheduled job due first (its timing says which window it waits for)."""
+    query = (
+        select(jobs.c.id, jobs.c.next_due_at, jobs.c.timing, jobs.c.to_number)
+        .where(jobs.c.campaign_id == campaign_id, jobs.c.state == JobState.SCHEDULED)
+        .order_by(jobs.c.next_due_at, jobs.c.id)
+        .limit(1)
+    )
+    return conn.execute(query).first()
+
+
+def due_count(conn: Connection, campaign_id: int, now: datetime) -> int:
+    """Scheduled jobs of the campaign already due."""
+    query = select(func.count()).where(
+        jobs.c.campaign_id == campaign_id, jobs.c.state == JobState.SCHEDULED, jobs.c.next_due_at <= now
+    )
+    return int(conn.execute(query).scalar_one())
+
+
+def open_breaker(conn: Connection, scope: str, name: str) -> AnyRow | None:
+    """The breaker of an account or campaign (by id), if it is open."""
+    query = select(breakers).where(breakers.c.scope == scope, breakers.c.name == name, breakers.c.open.is_(True))
+    return conn.execute(query).first()
 
 
 def attempts_since(conn: Connection, campaign_id: int, since: datetime) -> int:

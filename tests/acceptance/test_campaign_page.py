@@ -1,7 +1,12 @@
-"""The campaign page in headless Chromium: counts per state, outcomes, and a dial-rate chart that renders."""
+"""The campaign page in headless Chromium: counts per state, outcomes, a dial-rate chart that renders;
+and an operator's round trip driven through the browser (Chrome DevTools Protocol over a pipe, no
+driver to install): pause the campaign from the page, read why it is not dialling and when its next
+call is due, list its unknown jobs, retry one; the whole page within 1400 px, kept as a screenshot."""
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -11,6 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -18,6 +24,8 @@ import respx
 from PIL import Image
 from sqlalchemy import Engine
 
+from outdial.api.auth import create_key
+from outdial.models import JobState
 from outdial.scheduler.loop import Scheduler
 from outdial.services.campaigns import LeadIn, add_leads, create_campaign
 from outdial.services.dispatch import Dispatcher
@@ -25,10 +33,13 @@ from outdial.services.providers.accounts import load_accounts
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
+from outdial.store import jobs as job_store
 from outdial.store.db import make_engine, upgrade
 
 API_PORT = 18320
 START = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
+TOMORROW = (datetime.now(UTC) + timedelta(days=1)).replace(hour=14, minute=30, second=0, microsecond=0)
+PAGE_WIDTH = 1400
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -53,7 +64,8 @@ def chromium() -> str:
 
 def fill_campaign(engine: Engine, settings: Settings) -> int:
     """A campaign whose calls went out over ten minutes at a changing rate, with mixed outcomes."""
-    campaign_id = create_campaign(engine, settings, "spring reminders", "ck", TimingFields(number_of_retries=0), START)
+    timing = TimingFields(number_of_retries=0, timezone="America/New_York")
+    campaign_id = create_campaign(engine, settings, "spring reminders", "ck", timing, START)
     with engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
     leads = [LeadIn(phone=f"+1212555{1000 + i:04d}") for i in range(40)]
@@ -70,6 +82,13 @@ def fill_campaign(engine: Engine, settings: Settings) -> int:
             for k in range(n):
                 if sent:
                     dispatcher.dispatch(sent.pop(), START + timedelta(minutes=minute, seconds=k * 5))
+    with engine.begin() as conn:
+        # Four calls whose outcome never came; three new leads still to call, due tomorrow.
+        accepted = [j.id for j in job_store.campaign_jobs(conn, campaign_id, states=["accepted"], limit=4)]
+        for job_id in accepted:
+            job_store.set_state(conn, job_id, "accepted", JobState.UNKNOWN, START, reason="no outcome reported in time")
+    later = [LeadIn(phone=f"+1212555{2000 + i:04d}", timing={"schedule_at": TOMORROW.isoformat()}) for i in range(3)]
+    add_leads(engine, settings, campaign, later, START)
     return campaign_id
 
 
@@ -89,41 +108,136 @@ def dump_dom(url: str, profile: Path) -> str:
     return done.stdout
 
 
-@pytest.mark.slow
-def test_campaign_page_renders_counts_outcomes_and_the_chart(
-    tmp_path: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    chromium()
-    db_url = f"sqlite:///{tmp_path / 'outdial.db'}"
-    upgrade(db_url)
-    engine = make_engine(db_url)
-    settings.callee_hours = None
-    campaign_id = fill_campaign(engine, settings)
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (fds 3 and 4): NUL-terminated JSON."""
 
-    env = {
-        **os.environ,
-        "OUTDIAL_DATABASE_URL": db_url,
-        "OUTDIAL_ACCOUNTS_FILE": str(settings.accounts_file),
-        "OUTDIAL_DATA_DIR": str(tmp_path / "var"),
-    }
-    log = tmp_path / "api.log"
-    with log.open("wb") as out:
-        api = subprocess.Popen(
-            [sys.executable, "-m", "outdial", "api", "--host", "127.0.0.1", "--port", str(API_PORT)],
-            env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+    def __init__(self, profile: Path, width: int = PAGE_WIDTH, height: int = 1000) -> None:
+        to_chrome_r, self._to_chrome = os.pipe()
+        self._from_chrome, from_chrome_w = os.pipe()
+
+        def fds() -> None:  # in the child, before exec: the pipe ends where Chromium looks for them
+            os.dup2(to_chrome_r, 3)
+            os.dup2(from_chrome_w, 4)
+
+        self._process = subprocess.Popen(
+            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"],
+            pass_fds=(3, 4), preexec_fn=fds, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-    base = f"http://127.0.0.1:{API_PORT}"
-    try:
+        os.close(to_chrome_r)
+        os.close(from_chrome_w)
+        self._buffer = b""
+        self._next_id = 0
+        target = self.send("Target.createTarget", url="about:blank")["targetId"]
+        self._session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def send(self, method: str, session: str | None = None, **params: object) -> dict[str, object]:
+        self._next_id += 1
+        message: dict[str, object] = {"id": self._next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            while b"\0" in self._buffer:
+                raw, self._buffer = self._buffer.split(b"\0", 1)
+                reply = json.loads(raw)
+                if reply.get("id") == self._next_id:
+                    assert "error" not in reply, reply
+                    result: dict[str, object] = reply["result"]
+                    return result
+            chunk = os.read(self._from_chrome, 1 << 16)
+            assert chunk, "chromium closed the pipe"
+            self._buffer += chunk
+        raise AssertionError(f"no answer to {method}")
+
+    def call(self, method: str, **params: object) -> dict[str, object]:
+        return self.send(method, self._session, **params)
+
+    def js(self, expression: str) -> object:
+        found = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
+        assert "exceptionDetails" not in found, found
+        return found["result"].get("value")  # type: ignore[attr-defined]
+
+    def wait_for(self, expression: str, timeout: float = 20) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.js(f"document.readyState === 'complete' && Boolean({expression})"):
+            assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+            time.sleep(0.1)
+
+    def open(self, url: str) -> None:
+        self.call("Page.navigate", url=url)
+        self.wait_for(f"location.href === {json.dumps(url)}")
+
+    def screenshot(self, out: Path) -> tuple[int, int]:
+        """The whole page, at the window's width; its (width, height) in CSS pixels."""
+        width = int(self.js("document.documentElement.scrollWidth"))  # type: ignore[call-overload]
+        height = int(self.js("document.documentElement.scrollHeight"))  # type: ignore[call-overload]
+        self.call(
+            "Emulation.setDeviceMetricsOverride", width=PAGE_WIDTH, height=height, deviceScaleFactor=1, mobile=False
+        )
+        shot = self.call("Page.captureScreenshot", format="png")
+        out.write_bytes(base64.b64decode(str(shot["data"])))
+        return width, height
+
+    def close(self) -> None:
+        os.close(self._to_chrome)
+        self._process.terminate()
+        self._process.wait(timeout=20)
+        os.close(self._from_chrome)
+
+
+class Served:
+    """A filled campaign behind ``outdial api`` in a process of its own."""
+
+    def __init__(self, tmp_path: Path, settings: Settings) -> None:
+        db_url = f"sqlite:///{tmp_path / 'outdial.db'}"
+        upgrade(db_url)
+        self.engine = make_engine(db_url)
+        settings.callee_hours = None
+        self.campaign_id = fill_campaign(self.engine, settings)
+        self.key = create_key(self.engine, "page-test", datetime.now(UTC))
+        env = {
+            **os.environ,
+            "OUTDIAL_DATABASE_URL": db_url,
+            "OUTDIAL_ACCOUNTS_FILE": str(settings.accounts_file),
+            "OUTDIAL_DATA_DIR": str(tmp_path / "var"),
+        }
+        self.log = tmp_path / "api.log"
+        with self.log.open("wb") as out:
+            self.api = subprocess.Popen(
+                [sys.executable, "-m", "outdial", "api", "--host", "127.0.0.1", "--port", str(API_PORT)],
+                env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.base = f"http://127.0.0.1:{API_PORT}"
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
+                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
+                    return
             except httpx.HTTPError:
                 pass
-            assert time.monotonic() < deadline and api.poll() is None, log.read_text()
+            if time.monotonic() > deadline or self.api.poll() is not None:
+                self.stop()
+                raise AssertionError(self.log.read_text())
             time.sleep(0.2)
 
+    def stop(self) -> None:
+        os.killpg(self.api.pid, signal.SIGTERM)
+        self.api.wait(timeout=20)
+
+
+def keep(shot: Path) -> None:
+    if target := os.environ.get("OUTDIAL_TEST_SCREENSHOT"):
+        shutil.copy(shot, target)
+
+
+@pytest.mark.slow
+def test_campaign_page_renders_counts_outcomes_and_the_chart(tmp_path: Path, settings: Settings) -> None:
+    chromium()
+    served = Served(tmp_path, settings)
+    base, campaign_id = served.base, served.campaign_id
+    try:
         listing = dump_dom(f"{base}/ui/campaigns", tmp_path / "profile-list")
         assert "spring reminders" in listing and f"/ui/campaigns/{campaign_id}" in listing
 
@@ -134,14 +248,17 @@ def test_campaign_page_renders_counts_outcomes_and_the_chart(
         headers = re.findall(r"<th>(\w+)</th>", states.group(1))
         cells = [int(n) for n in re.findall(r"<td[^>]*>(\d+)</td>", states.group(1))]
         counts = dict(zip(headers, cells, strict=True))
-        assert counts["accepted"] == 30 and counts["rejected"] == 5 and counts["queued"] == 5
-        assert sum(counts.values()) == 40
-        assert "35 attempts" in dom
+        assert counts["accepted"] == 26 and counts["unknown"] == 4 and counts["rejected"] == 5
+        assert counts["queued"] == 5 and counts["scheduled"] == 3
+        assert sum(counts.values()) == 43
+        # Requests the provider answered but whose calls have no outcome yet are not call outcomes.
+        assert "35 attempts; without an outcome yet" in dom and "No call has ended yet." in dom
         assert re.search(r"<td>accepted</td><td>30</td>", dom) and re.search(r"<td>rejected</td><td>5</td>", dom)
         points = re.findall(r'<circle class="point" cx="([\d.]+)" cy="([\d.]+)"', dom)
-        assert len(points) >= 8  # one per bucket over the eight minutes
+        assert len(points) == 8  # one per minute over the eight minutes, every one finished
         heights = {float(cy) for _, cy in points}
         assert len(heights) >= 3  # the rate changes, and the line shows it
+        assert "35 calls; peak 9.0 calls per minute." in dom  # the busiest minute's real count
 
         shot = tmp_path / "campaign.png"
         screenshot(page, shot, tmp_path / "profile-shot")
@@ -149,9 +266,69 @@ def test_campaign_page_renders_counts_outcomes_and_the_chart(
         # The series is drawn in #1f5fbf: count its pixels inside the chart's area.
         series = sum(1 for r, g, b in image.getdata() if abs(r - 0x1F) < 40 and abs(g - 0x5F) < 40 and b > 150)
         assert series > 500, f"the chart's line is not visible ({series} pixels); see {shot}"
-        keep = os.environ.get("OUTDIAL_TEST_SCREENSHOT")
-        if keep:
-            shutil.copy(shot, keep)
     finally:
-        os.killpg(api.pid, signal.SIGTERM)
-        api.wait(timeout=20)
+        served.stop()
+
+
+@pytest.mark.slow
+def test_an_operator_pauses_reads_why_and_retries_an_unknown_job_from_the_page(
+    tmp_path: Path, settings: Settings
+) -> None:
+    chromium()
+    served = Served(tmp_path, settings)
+    page = f"{served.base}/ui/campaigns/{served.campaign_id}"
+    browser = Browser(tmp_path / "profile-cdp")
+    try:
+        browser.open(page)
+        assert browser.js("document.getElementById('state').textContent") == "active"
+
+        # Pause, with the key typed on the page.
+        browser.js(f"document.getElementById('api-key').value = {json.dumps(served.key)}")
+        browser.js("document.getElementById('pause').click()")
+        browser.wait_for("document.getElementById('message')")
+        assert browser.js("document.getElementById('message').textContent") == "campaign paused"
+        assert browser.js("document.getElementById('state').textContent") == "paused"
+        why = str(browser.js("document.getElementById('why').textContent"))
+        assert "Not dialling" in why and "paused on the campaign page by api:page-test" in why
+        due_local = str(browser.js("document.getElementById('next-due').textContent"))
+        due_utc = str(browser.js("document.getElementById('next-due-utc').textContent"))
+        assert (
+            due_local == f"{TOMORROW.astimezone(ZoneInfo('America/New_York')):%Y-%m-%d %H:%M} EST in America/New_York"
+        )
+        assert due_utc == f"{TOMORROW:%Y-%m-%d %H:%M} UTC"
+
+        # A pause without the key does nothing.
+        browser.js("document.getElementById('api-key').value = 'odk_wrong'")
+        browser.js("document.getElementById('resume').click()")
+        browser.wait_for("document.getElementById('message').textContent.includes('API key')")
+        assert browser.js("document.getElementById('state').textContent") == "paused"
+
+        # List the unknown jobs.
+        browser.js("document.getElementById('filter-state').value = 'unknown'")
+        browser.js("document.getElementById('filter-go').click()")
+        browser.wait_for("location.search.includes('state=unknown')")
+        rows = browser.js("[...document.querySelectorAll('#jobs tr.job')].map(r => r.dataset.state)")
+        assert rows == ["unknown"] * 4
+        first = int(browser.js("document.querySelector('#jobs tr.job td').textContent"))  # type: ignore[call-overload]
+
+        # Retry the first one.
+        browser.js(f"document.getElementById('api-key').value = {json.dumps(served.key)}")
+        browser.js("document.querySelector('#jobs tr.job button.retry').click()")
+        browser.wait_for("document.getElementById('message')")
+        assert browser.js("document.getElementById('message').textContent") == f"retried job {first}"
+        assert browser.js("location.search").startswith("?state=unknown")  # the list the operator was on
+        assert browser.js("document.querySelectorAll('#jobs tr.job').length") == 3
+        with served.engine.connect() as conn:
+            job = job_store.get_job(conn, first)
+        assert job is not None and job.state == "scheduled"
+        assert job.reason.startswith("retried by api:page-test (was unknown")
+
+        shot = tmp_path / "operator.png"
+        width, height = browser.screenshot(shot)
+        assert width <= PAGE_WIDTH, f"the page is {width} px wide; see {shot}"
+        image = Image.open(shot)
+        assert image.width == PAGE_WIDTH and image.height == height
+        keep(shot)
+    finally:
+        browser.close()
+        served.stop()

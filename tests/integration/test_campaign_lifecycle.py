@@ -60,7 +60,7 @@ def test_the_service_moves_a_campaign_through_its_life(engine: Engine, settings:
         assert job_store.counts_by_state(conn, campaign_id) == {JobState.CANCELLED.value: 3}
     with pytest.raises(Conflict, match="cancelled"):
         campaigns.resume(engine, "winter", NOW)
-    with pytest.raises(Conflict, match="only an active campaign"):
+    with pytest.raises(Conflict, match="only an active or completed campaign"):
         campaigns.pause(engine, "winter", NOW, "late")
     assert campaigns.cancel(engine, "winter", NOW, "twice").changed is False
     with pytest.raises(NotFound, match="'nope'"):

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import queue
 import threading
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
 from outdial.store import AnyRow
+from outdial.store import campaigns as campaign_store
 from outdial.store import lead_import as store
 from outdial.store.lead_import import AdmissionRow, BatchRow
 
@@ -75,6 +77,9 @@ class ImportWriter:
                     store.pg_begin(conn, self._campaign.id)
                 while True:
                     item = self._queue.get()
+                    if item is _DONE and self.accepted:  # new jobs: a completed campaign has work again
+                        with conn.begin() if transaction is None else nullcontext():
+                            campaign_store.reopen(conn, self._now, self._campaign.id)
                     if item is _DONE or item is _ABORT:
                         if transaction is not None:
                             transaction.commit() if item is _DONE else transaction.rollback()
