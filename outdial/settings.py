@@ -109,7 +109,6 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.data_dir / 'outdial.db').resolve()}"
 
 
-
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()

@@ -49,6 +49,7 @@ def create_app(config: dict[str, dict[str, Any]] | None = None) -> Any:
     for name, changes in (config or {}).items():
         if name in sims:
             sims[name].configure(changes)
+
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         # Made before the first call: building it loads a CA bundle, which would block the

@@ -36,6 +36,7 @@ from outdial.services.timing.spec import SpecError
 from outdial.settings import Settings, get_settings
 from outdial.store.db import get_engine
 from outdial.worker.app import app
+from outdial.worker.shown import MaskedEnqueueRequest
 
 ENQUEUE_TASK = "outdial.enqueue_call"
 IMPORT_TASK = "outdial.import_leads"
@@ -112,12 +113,13 @@ _RETRY: dict[str, Any] = dict(
 )
 
 
-@app.task(name=ENQUEUE_TASK, **_RETRY)  # type: ignore[untyped-decorator]
+@app.task(name=ENQUEUE_TASK, Request=MaskedEnqueueRequest, **_RETRY)  # type: ignore[untyped-decorator]
 def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
     """Enqueue one call: the fields of ``POST /calls``'s body, plus an optional ``idempotency_key``."""
     settings = get_settings()
     result = enqueue_from_kwargs(get_engine(), settings, _accounts(settings.accounts_file), kwargs, datetime.now(UTC))
-    log.info("call enqueued", extra={"job_id": result["job_id"], "created": result["created"]})
+    # ("created" is a LogRecord attribute: logging refuses it as an extra.)
+    log.info("call enqueued", extra={"job_id": result["job_id"], "new_job": result["created"]})
     return result
 
 

@@ -11,12 +11,27 @@ import httpx
 import redis
 
 from outdial.embedded import broker_url
+from outdial.errors import OutdialError
 from outdial.services.dispatch import Dispatcher
 from outdial.services.pacing.pacer import Pacer
 from outdial.services.providers.accounts import load_accounts
+from outdial.services.providers.base import Verdict
 from outdial.settings import get_settings
+from outdial.store import jobs as job_store
 from outdial.store.db import get_engine
 from outdial.worker.app import DISPATCH_TASK, app
+
+# Dispatches that ended the job's call without placing it for sure: shown as FAILURE.
+FAILED_DISPATCHES = frozenset({Verdict.UNKNOWN.value, Verdict.REJECTED.value})
+
+
+class CallNotPlaced(OutdialError):
+    """The dispatch ran and its result is recorded on the job, but no call was surely placed.
+
+    Raised only so Celery monitors show the task as FAILURE with the job's
+    reason. It is listed in ``throws`` (no traceback in the log) and is not
+    retried: the job's state is committed, and a redial is a human's decision.
+    """
 
 
 @cache
@@ -32,7 +47,17 @@ def dispatcher() -> Dispatcher:
     )
 
 
-@app.task(name=DISPATCH_TASK)  # type: ignore[untyped-decorator]
+@app.task(name=DISPATCH_TASK, throws=(CallNotPlaced,))  # type: ignore[untyped-decorator]
 def dispatch_call(job_id: int) -> str:
-    """Place the call of job ``job_id`` if it is still queued and inside its window."""
-    return dispatcher().dispatch(int(job_id))
+    """Place the call of job ``job_id`` if it is still queued and inside its window.
+
+    Returns what happened as a word (``accepted``, ``paced:rate``, ``skipped:…``);
+    a call that went ``unknown`` or ``rejected`` fails the task with the job's reason.
+    """
+    result = dispatcher().dispatch(int(job_id))
+    if result in FAILED_DISPATCHES:
+        with dispatcher().engine.connect() as conn:
+            job = job_store.get_job(conn, int(job_id))
+        reason = job.reason if job is not None and job.reason else "no reason recorded"
+        raise CallNotPlaced(f"job {job_id} {result}: {reason}")
+    return result
