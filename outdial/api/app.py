@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
+from outdial import metrics
 from outdial.api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
 from outdial.api.auth import require_api_key
 from outdial.api.deps import Context
@@ -20,11 +21,12 @@ def create_app(
 ) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
+    accounts = accounts if accounts is not None else load_accounts(settings.accounts_file)
     app.state.context = Context(
-        engine=engine or engine_for(settings.resolved_database_url()),
-        settings=settings,
-        accounts=accounts if accounts is not None else load_accounts(settings.accounts_file),
+        engine=engine or engine_for(settings.resolved_database_url()), settings=settings, accounts=accounts
     )
+    # Counters read 0, not "No data", before anything happened (the API records outcomes too).
+    metrics.initialise({a.provider for a in accounts.values()}, accounts)
     errors.install(app)
     # Open: liveness, readiness, metrics, the read-only campaign page, and provider
     # webhooks (each checked by its provider's own signature or secret).

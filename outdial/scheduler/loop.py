@@ -21,6 +21,7 @@ from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
 from outdial.services.breaker import BreakerCheck
 from outdial.services.outcomes import apply_late_matches
+from outdial.services.pacing.limits import account_key
 from outdial.services.pacing.pacer import CampaignTurns, Pacer, queue_budget, sync_slots
 from outdial.services.providers.accounts import Account
 from outdial.services.rounds import Rounds
@@ -159,8 +160,17 @@ class Scheduler:
         for name, account in self.accounts.items():
             budget = queue_budget(account, *counts.get(name, (0, 0)), self.settings)
             if budget is not None:
-                budgets[name] = budget
+                budgets[name] = 0 if self._paused(account) else budget
         return budgets
+
+    def _paused(self, account: Account) -> bool:
+        """Whether the account's provider asked for quiet (a 429): every dispatch now would be handed back."""
+        if self.pacer is None or not account.limits.calls_per_second:
+            return False
+        try:
+            return self.pacer.limiter.paused_for(account_key(account.name)) > 0
+        except RedisError:
+            return False  # the gate decides, as without the pause
 
     def _campaign_budgets(self, rates: Mapping[int, int], now: datetime) -> dict[int, int]:
         if self.turns is None:

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from outdial import metrics
 from outdial.models import JobState
 from outdial.services.providers.base import CallEvent
 from outdial.services.retries import after_outcome
@@ -79,6 +80,7 @@ def apply_outcome(
     if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at):
         event_store.mark_event(conn, event_id, "duplicate_outcome", attempt.job_id)
         return "duplicate_outcome"
+    metrics.observe_outcome(provider, outcome)  # once per call: only the first outcome settles it
     job = job_store.get_job(conn, attempt.job_id)
     # An ``unknown`` job whose call id we hold is reconciled by the outcome the provider reports.
     awaiting = (JobState.ACCEPTED, JobState.UNKNOWN)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, case, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, case, exists, func, insert, or_, select, update
 
 from outdial.models import Attempt, Breaker, Campaign, CampaignState, DncNumber, Job, JobState
 from outdial.store import AnyRow, table
@@ -83,6 +83,27 @@ _CLAIM_COLUMNS = (
 )
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """What makes a job claimable now (with campaigns outer-joined)."""
+    return (
+        jobs.c.state == JobState.SCHEDULED,
+        jobs.c.next_due_at <= now,
+        or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
+        jobs.c.account.not_in(select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))),
+    )
+
+
+def due_counts(conn: Connection, now: datetime) -> dict[str, int]:
+    """Jobs the scheduler may claim now, per account (for the "nothing dials while work is due" alert)."""
+    query = (
+        select(jobs.c.account, func.count())
+        .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
+        .where(*_due(now))
+        .group_by(jobs.c.account)
+    )
+    return {str(account): int(n) for account, n in conn.execute(query)}
+
+
 def due_jobs(
     conn: Connection,
     now: datetime,
@@ -99,12 +120,7 @@ def due_jobs(
     budget), so an account with a long due backlog cannot crowd out the others;
     ``per_campaign`` does the same for campaigns (their calls-per-minute budget).
     """
-    where = (
-        jobs.c.state == JobState.SCHEDULED,
-        jobs.c.next_due_at <= now,
-        or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
-        jobs.c.account.not_in(select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))),
-    )
+    where = _due(now)
     source = jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id)
     if not per_account and not per_campaign:
         query = (

@@ -10,6 +10,7 @@ from functools import cache
 import httpx
 import redis
 
+from outdial import metrics
 from outdial.embedded import broker_url
 from outdial.errors import OutdialError
 from outdial.services.dispatch import Dispatcher
@@ -38,10 +39,12 @@ class CallNotPlaced(OutdialError):
 def dispatcher() -> Dispatcher:
     """One per worker process, made after the fork so no connection is shared between processes."""
     settings = get_settings()
+    accounts = load_accounts(settings.accounts_file)
+    metrics.initialise({a.provider for a in accounts.values()}, accounts)
     return Dispatcher(
         engine=get_engine(),
         settings=settings,
-        accounts=load_accounts(settings.accounts_file),
+        accounts=accounts,
         client=httpx.Client(limits=httpx.Limits(max_connections=100, max_keepalive_connections=20)),
         pacer=Pacer(redis.Redis.from_url(broker_url(settings)), settings),
     )

@@ -202,7 +202,9 @@ def queue_budget(account: Account, queued: int, in_flight: int, settings: Settin
     if account.limits.max_concurrent:
         budgets.append(account.limits.max_concurrent - queued - in_flight)
     if account.limits.calls_per_second:
-        budgets.append(math.ceil(account.limits.calls_per_second * settings.pacing_queue_ahead_s) - queued)
+        # No further ahead than a dispatch waits for its turn: a job queued beyond that is handed back.
+        ahead = min(settings.pacing_queue_ahead_s, 0.8 * settings.pacing_max_wait_s)
+        budgets.append(math.ceil(account.limits.calls_per_second * ahead) - queued)
     return max(0, min(budgets)) if budgets else None
 
 
