@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The accounts file used when OUTDIAL_ACCOUNTS_FILE is not set: the one shipped
@@ -26,7 +27,7 @@ class Settings(BaseSettings):
     accounts_file: Path = Field(default=DEFAULT_ACCOUNTS_FILE)
 
     default_timezone: str = "UTC"
-    callee_hours: str | None = "08:00-21:00"
+    callee_hours: str | None = "08:00-21:00"  # OUTDIAL_CALLEE_HOURS=off: none
     default_gap_minutes: int = Field(default=30, ge=0)
     retry_on: list[str] = ["no_answer", "busy", "failed"]
 
@@ -101,6 +102,11 @@ class Settings(BaseSettings):
 
     log_format: str = "auto"  # auto | json | console
     log_level: str = "INFO"
+
+    @field_validator("callee_hours", mode="before")
+    @classmethod
+    def _callee_hours_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("off", "") else value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

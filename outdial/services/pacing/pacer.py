@@ -35,6 +35,9 @@ from outdial.settings import Settings
 
 log = logging.getLogger("outdial.pacing")
 
+# How often a dispatch waiting for a concurrency slot asks again.
+SLOT_POLL_S = 0.1
+
 
 @dataclass(frozen=True)
 class Gate:
@@ -111,7 +114,7 @@ class Pacer:
                     return Gate(False, day_ends, "daily_attempt_cap")
             if account.limits.max_concurrent:
                 holder = holder_name(job_id, attempt)
-                if not self.slots.acquire(account.name, holder, account.limits.max_concurrent, s.slot_lease_s):
+                if not self._wait_for_slot(account, holder):
                     self._give_back(account, to_number, day, None)
                     return Gate(False, now + timedelta(seconds=random.uniform(0.5, 1.5)), "concurrency")
             rates = self.rates(account, campaign_id, calls_per_minute)
@@ -128,6 +131,22 @@ class Pacer:
             self._give_back(account, to_number, day, holder, quietly=True)
             return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
         return Gate(True, holder=holder, day=day)
+
+    def _wait_for_slot(self, account: Account, holder: str) -> bool:
+        """Take a concurrency slot, waiting up to ``pacing_max_wait_s`` for one.
+
+        The scheduler queues a job only when the database shows a slot free; Redis
+        frees an ended call's slot at the scheduler's next tick, so a short wait
+        finds it rather than handing the job back.
+        """
+        s, limit = self.settings, account.limits.max_concurrent
+        assert limit is not None
+        deadline = time.monotonic() + s.pacing_max_wait_s
+        while not self.slots.acquire(account.name, holder, limit, s.slot_lease_s):
+            if time.monotonic() + SLOT_POLL_S > deadline:
+                return False
+            time.sleep(SLOT_POLL_S)
+        return True
 
     def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
         """Wait until the account's last second of sends has room for this one; None if it never did.
