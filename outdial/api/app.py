@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
-from outdial import metrics
-from outdial.api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
+from outdial import __version__, metrics
+from outdial.api import campaigns, docs, errors, health, jobs, leads, ops, ui, webhooks
 from outdial.api.auth import require_api_key
 from outdial.api.deps import Context
 from outdial.services.providers.accounts import Account, load_accounts
@@ -20,7 +20,15 @@ def create_app(
     accounts: dict[str, Account] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
+    # /docs and /redoc come from the package's own copies (outdial.api.docs), not a CDN.
+    app = FastAPI(
+        title="outdial",
+        version=__version__,
+        description="Outbound AI-voice call campaigns.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    docs.install(app)
     accounts = accounts if accounts is not None else load_accounts(settings.accounts_file)
     app.state.context = Context(
         engine=engine or engine_for(settings.resolved_database_url()), settings=settings, accounts=accounts
