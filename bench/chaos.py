@@ -40,7 +40,7 @@ from bench.invariants import check, read_jobs
 from bench.services import PrivatePostgres, PrivateRedis, free_port
 from outdial.services.providers.accounts import load_accounts
 from outdial.settings import get_settings, reset_settings
-from outdial.stack import Stack
+from outdial.stack import Stack, dispatch_results, hand_back_share
 from outdial.store.db import make_engine
 
 REDIS_PORT, PG_PORT, API_PORT, SIM_PORT = 6398, 5498, 18430, 18431
@@ -379,10 +379,15 @@ def run(quick: bool, seed: int, leads: int | None) -> dict[str, Any]:
         redis_server.stop()
         if postgres is not None:
             postgres.stop()
+        # The dispatch tasks' results are read from the logs before a clean run's folder goes.
+        results = dispatch_results(workdir / "logs") if report is not None else None
         tidy(workdir, keep_logs=report is None or bool(broken(report)))
-    assert report is not None  # an exception above has left already
+    assert report is not None and results is not None  # an exception above has left already
     report.update(
         {
+            # What the dispatch tasks came to; paced:* are the gate's hand-backs.
+            "dispatch_results": dict(results.most_common()),
+            "hand_back_share": hand_back_share(results),
             "seed": seed,
             "leads": leads,
             "faults": faults.log if faults is not None else [],

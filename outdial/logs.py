@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import re
 import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -72,13 +73,20 @@ class ContextFilter(logging.Filter):
         return True
 
 
+_SHOWN_JOB = re.compile(r"job=(\d+)\b")
+
+
 def _job_id_of_celery_line(record: logging.LogRecord) -> int | None:
     """Celery's "Task ... received" line is logged before any task context: read the id off its args."""
     data = getattr(record, "data", None)
     if not isinstance(data, dict) or data.get("name") != DISPATCH_TASK_NAME:
         return None
+    text = str(data.get("args"))
+    # The scheduler's readable argsrepr starts "job=N " (outdial.services.shown); other senders' is [N].
+    if shown := _SHOWN_JOB.match(text):
+        return int(shown.group(1))
     try:
-        args = ast.literal_eval(str(data.get("args")))
+        args = ast.literal_eval(text)
         return int(args[0])
     except (ValueError, SyntaxError, TypeError, IndexError):
         return None

@@ -5,26 +5,35 @@ dispatch, the reliability code's pacing and breakers). With several worker
 processes, set ``PROMETHEUS_MULTIPROC_DIR`` to a directory every outdial
 process on the host shares (empty it before they start): each process then
 writes its values to files there, and the API's ``/metrics`` adds them up.
-Without it, each process keeps its own values in memory (fine for tests and
-a single process).
+``outdial up`` (the :class:`outdial.stack.Stack`) does this by itself, under
+the data directory. Without it, each process keeps its own values in memory
+(fine for tests and a single process).
 
-Jobs per state, open breakers and the queue depth are not counted anywhere:
-they are read from the database and Redis at scrape time, so they are right
-whatever process changed them.
+Every counter's labels are made up front (:func:`initialise`), so a counter
+that has not moved reads 0 rather than "No data".
+
+Jobs per state, jobs per campaign, due jobs, open breakers and the queue
+depth are not counted anywhere: they are read from the database and Redis at
+scrape time, so they are right whatever process changed them. Campaign names
+are a label only there, and only for campaigns not yet ended, so their number
+stays bounded by the campaigns in use.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from prometheus_client import Counter, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+_T = TypeVar("_T")
 
 
 def _process_id() -> str:
@@ -70,6 +79,30 @@ BREAKER_TRIPS = Counter(
     "Circuit breakers opened, by scope (account or campaign).",
     ["scope"],
 )
+OUTCOMES = Counter(
+    "outdial_call_outcomes",
+    "Placed calls' outcomes as the providers reported them (completed, no_answer, busy, voicemail, failed).",
+    ["provider", "outcome"],
+)
+
+DIAL_RESULTS = ("accepted", "retry_safe", "unknown", "rejected")
+CALL_OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
+BREAKER_SCOPES = ("account", "campaign")
+
+
+def initialise(providers: Iterable[str], accounts: Iterable[str]) -> None:
+    """Make every label combination of the counters and histograms, at 0, in this process."""
+    for provider in providers:
+        PROVIDER_LATENCY.labels(provider)
+        DISPATCH_LATENESS.labels(provider)
+        for result in DIAL_RESULTS:
+            ATTEMPTS.labels(provider, result)
+        for outcome in CALL_OUTCOMES:
+            OUTCOMES.labels(provider, outcome)
+    for account in accounts:
+        PACING_WAITS.labels(account)
+    for scope in BREAKER_SCOPES:
+        BREAKER_TRIPS.labels(scope)
 
 
 def observe_dial(
@@ -90,6 +123,18 @@ def observe_breaker_trip(scope: str) -> None:
     BREAKER_TRIPS.labels(scope).inc()
 
 
+def observe_outcome(provider: str, outcome: str) -> None:
+    OUTCOMES.labels(provider, outcome).inc()
+
+
+@dataclass(frozen=True)
+class CampaignJobs:
+    """One campaign not yet ended: its state, and its jobs per state."""
+
+    state: str
+    jobs: Mapping[str, int]
+
+
 class ScrapeTimeCollector(Collector):
     """Gauges read when scraped: jobs per state, open breakers per scope, dispatch queue depth.
 
@@ -104,11 +149,15 @@ class ScrapeTimeCollector(Collector):
         open_breakers: Callable[[], dict[str, int]],
         queue_depth: Callable[[], dict[str, int]],
         states: Iterable[str],
+        campaigns: Callable[[], dict[str, CampaignJobs]] | None = None,
+        due_now: Callable[[], dict[str, int]] | None = None,
     ) -> None:
         self.jobs_by_state = jobs_by_state
         self.open_breakers = open_breakers
         self.queue_depth = queue_depth
         self.states = list(states)
+        self.campaigns = campaigns
+        self.due_now = due_now
 
     def describe(self) -> Iterable[Metric]:
         return []  # collected fresh on each scrape; nothing to check at registration
@@ -136,9 +185,34 @@ class ScrapeTimeCollector(Collector):
             for name, n in depth.items():
                 queue.add_metric([name], n)
             yield queue
+        yield from self._per_campaign()
+        due = _safely(self.due_now) if self.due_now is not None else None
+        if due is not None:
+            gauge = GaugeMetricFamily(
+                "outdial_jobs_due",
+                "Jobs due now that the scheduler may claim (active campaigns, breaker closed), by account.",
+                labels=["account"],
+            )
+            for account, n in due.items():
+                gauge.add_metric([account], n)
+            yield gauge
+
+    def _per_campaign(self) -> Iterable[Metric]:
+        found = _safely(self.campaigns) if self.campaigns is not None else None
+        if found is None:
+            return
+        jobs = GaugeMetricFamily(
+            "outdial_campaign_jobs",
+            "Jobs of each campaign not yet ended (active or paused), by state; the campaign's own state is a label.",
+            labels=["campaign", "campaign_state", "state"],
+        )
+        for name, campaign in found.items():
+            for state in self.states:
+                jobs.add_metric([name, campaign.state, state], campaign.jobs.get(state, 0))
+        yield jobs
 
 
-def _safely(read: Callable[[], dict[str, int]]) -> dict[str, int] | None:
+def _safely(read: Callable[[], _T]) -> _T | None:
     try:
         return read()
     except Exception:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outdial.vocab import Outcome
@@ -39,7 +40,7 @@ class Settings(BaseSettings):
     accounts_file: Path = Field(default=DEFAULT_ACCOUNTS_FILE)
 
     default_timezone: str = "UTC"
-    callee_hours: str | None = "08:00-21:00"
+    callee_hours: str | None = "08:00-21:00"  # OUTDIAL_CALLEE_HOURS=off: none
     default_gap_minutes: int = Field(default=30, ge=0)
     retry_on: list[str] = [Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED]
 
@@ -138,6 +139,11 @@ class Settings(BaseSettings):
     @property
     def import_dir(self) -> Path:
         return self.import_folder or self.data_dir / "imports"
+
+    @field_validator("callee_hours", mode="before")
+    @classmethod
+    def _callee_hours_off(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and value.strip().lower() in ("off", "") else value
 
     def resolved_database_url(self) -> str:
         if self.database_url:

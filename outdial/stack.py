@@ -9,16 +9,19 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
 from outdial.embedded import EmbeddedRedis, ensure_redis
+from outdial.metrics import MULTIPROC_ENV
 from outdial.services.providers.accounts import load_accounts
 from outdial.settings import DEMO_WEBHOOK_SECRET, Profile, Settings, get_settings, reset_settings
 from outdial.store.db import upgrade
@@ -78,6 +81,17 @@ def fill_demo_credentials(settings: Settings) -> None:
             os.environ.setdefault(account.webhook_secret_env, DEMO_WEBHOOK_SECRET)
 
 
+def share_metrics(settings: Settings) -> Path:
+    """Point every part at one Prometheus multiprocess directory, emptied, so the workers'
+    counters reach the API's ``/metrics`` (default: ``<data dir>/metrics``)."""
+    metrics_dir = Path(os.environ.get(MULTIPROC_ENV) or settings.data_dir / "metrics")
+    metrics_dir.mkdir(parents=True, exist_ok=True)
+    for stale in metrics_dir.glob("*.db"):  # a previous run's processes: their values are not this run's
+        stale.unlink()
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    return metrics_dir
+
+
 @dataclass
 class Stack:
     settings: Settings
@@ -100,6 +114,7 @@ class Stack:
         reset_settings()
         self.settings = get_settings()
         fill_demo_credentials(self.settings)
+        share_metrics(self.settings)
         upgrade(self.settings.resolved_database_url())
         self.log_dir.mkdir(parents=True, exist_ok=True)
         for role in ROLES:
@@ -198,6 +213,32 @@ class Stack:
         if self.redis is not None:
             self.redis.stop()
             self.redis = None
+
+
+# Celery's own line at the end of each dispatch task: its returned word, or the expected failure.
+_DISPATCH_END = re.compile(
+    r"Task outdial\.dispatch_call\[[^\]]+\] "
+    r"(?:succeeded in [^:]+: '(?P<word>[^']*)'|raised expected: CallNotPlaced\(.job \d+ (?P<failed>\w+))"
+)
+
+
+def dispatch_results(log_dir: Path) -> Counter[str]:
+    """What every dispatch task in the workers' logs came to: ``accepted``, ``paced:rate``, ``unknown`` ...
+
+    ``paced:*`` are hand-backs: the gate found no room and the job went back to wait.
+    """
+    results: Counter[str] = Counter()
+    for log in log_dir.glob("worker*.log"):
+        with log.open(encoding="utf-8", errors="replace") as lines:
+            for line in lines:
+                if (found := _DISPATCH_END.search(line)) is not None:
+                    results[found["word"] or found["failed"]] += 1
+    return results
+
+
+def hand_back_share(results: Counter[str]) -> float:
+    total = sum(results.values())
+    return round(sum(n for word, n in results.items() if word.startswith("paced:")) / total, 4) if total else 0.0
 
 
 def _signal_group(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 
-from outdial.api import campaigns, errors, health, jobs, leads, ops, ui, webhooks
+from outdial import __version__, metrics
+from outdial.api import campaigns, docs, errors, health, jobs, leads, ops, ui, webhooks
 from outdial.api.auth import require_api_key
 from outdial.api.deps import Context
 from outdial.api.limits import BoundedBodies
@@ -20,7 +21,14 @@ def create_app(
     accounts: dict[str, Account] | None = None,
 ) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="outdial", version="0.1.0", description="Outbound AI-voice call campaigns.")
+    # /docs and /redoc come from the package's own copies (outdial.api.docs), not a CDN.
+    app = FastAPI(
+        title="outdial",
+        version=__version__,
+        description="Outbound AI-voice call campaigns.",
+        docs_url=None,
+        redoc_url=None,
+    )
     app.state.context = ctx = Context(
         engine=engine or engine_for(settings.resolved_database_url()),
         settings=settings,
@@ -30,6 +38,9 @@ def create_app(
         if engine is not None
         else make_engine(settings.resolved_database_url(), pool_size=settings.webhook_threads),
     )
+    docs.install(app)
+    # Counters read 0, not "No data", before anything happened (the API records outcomes too).
+    metrics.initialise({a.provider for a in ctx.accounts.values()}, ctx.accounts)
     errors.install(app)
     # Open: liveness, readiness, metrics, the read-only campaign page, and provider
     # webhooks (each checked by its provider's own signature or secret).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
@@ -69,7 +70,20 @@ def scrape_time_collector(ctx: Context) -> metrics.ScrapeTimeCollector:
         # Celery's Redis transport keeps a queue's waiting messages in a list named after it.
         return {queue: int(_redis(url).llen(queue))}
 
-    return metrics.ScrapeTimeCollector(jobs_by_state, open_breakers, queue_depth, [s.value for s in JobState])
+    def campaigns() -> dict[str, metrics.CampaignJobs]:
+        with engine.connect() as conn:
+            found = ops_store.live_campaign_counts(conn)
+        return {name: metrics.CampaignJobs(state, jobs) for name, (state, jobs) in found.items()}
+
+    def due_now() -> dict[str, int]:
+        with engine.connect() as conn:
+            due = job_store.due_counts(conn, datetime.now(UTC))
+        # Every account reads 0 when nothing is due, so the alert's series never goes missing.
+        return {name: due.get(name, 0) for name in sorted({*ctx.accounts, *due})}
+
+    return metrics.ScrapeTimeCollector(
+        jobs_by_state, open_breakers, queue_depth, [s.value for s in JobState], campaigns, due_now
+    )
 
 
 @router.get("/metrics")

@@ -69,8 +69,20 @@ app.command()(export)
 app.add_typer(keys_app, name="keys")
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        from outdial import __version__
+
+        typer.echo(f"outdial {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Outbound AI-voice call campaigns, scheduled in the callee's time."""
     load_env_file()
 

@@ -53,6 +53,12 @@ def worker(
     ),
     pool: str = typer.Option("threads", "--pool", "-P", help="Celery pool: threads, prefork, solo."),
     loglevel: str = typer.Option("INFO", "--loglevel", "-l"),
+    hostname: str | None = typer.Option(
+        None, "--hostname", "-n", help="The worker's node name, as Celery's -n (e.g. dial1@%h); unique per host."
+    ),
+    queues: str | None = typer.Option(
+        None, "--queues", "-Q", help="Comma-separated queues to consume, as Celery's -Q (default: OUTDIAL_QUEUE)."
+    ),
 ) -> None:
     """A Celery worker that places calls (task events on, for Flower)."""
     from outdial.cli.errors import redis_answers
@@ -65,7 +71,9 @@ def worker(
     if concurrency < 0:
         # 64 is for threads; a prefork worker keeps Celery's default (one process per core).
         concurrency = 64 if pool == "threads" else 0
-    argv = ["worker", "-E", f"--pool={pool}", f"--loglevel={loglevel}", "-Q", get_settings().queue]
+    argv = ["worker", "-E", f"--pool={pool}", f"--loglevel={loglevel}", "-Q", queues or get_settings().queue]
+    if hostname:
+        argv += ["-n", hostname]
     if concurrency:
         argv.append(f"--concurrency={concurrency}")
     # app.start, not app.worker_main: worker_main drops the worker's exit code, so a worker that

@@ -107,7 +107,7 @@ def demo(
     from outdial.services.campaigns import add_leads, create_campaign
     from outdial.services.timing.spec import TimingFields
     from outdial.settings import get_settings, reset_settings
-    from outdial.stack import Stack
+    from outdial.stack import Stack, dispatch_results, hand_back_share
     from outdial.store import campaigns as campaign_store
     from outdial.store.db import get_engine
 
@@ -141,6 +141,9 @@ def demo(
         summary["max_requests_per_attempt"] = _max_requests_per_attempt(engine, campaign_id, sim)
     finally:
         stack.stop()
+    results = dispatch_results(stack.log_dir)
+    summary["dispatch_results"] = dict(results.most_common())
+    summary["hand_back_share"] = hand_back_share(results)
     _report(summary, json_out)
     if summary["not_terminal"]:
         raise typer.Exit(1)
@@ -223,6 +226,10 @@ def _report(summary: dict[str, Any], json_out: bool) -> None:
     typer.echo(
         f"calls the simulator accepted: {summary['simulator']['accepted']}; "
         f"most requests for one attempt: {summary['max_requests_per_attempt']}"
+    )
+    typer.echo(
+        f"dispatch tasks: {sum(summary['dispatch_results'].values())}, "
+        f"{summary['hand_back_share']:.1%} handed back by pacing; {json.dumps(summary['dispatch_results'])}"
     )
     if summary["not_terminal"]:
         typer.echo(f"{summary['not_terminal']} jobs had not ended in time", err=True)

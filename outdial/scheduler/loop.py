@@ -23,12 +23,15 @@ from outdial.scheduler.poller import StatusPoller
 from outdial.services import campaigns
 from outdial.services.breaker import BreakerCheck
 from outdial.services.outcomes import apply_late_matches
-from outdial.services.pacing.pacer import Pacer, RecentSends, queue_budget, send_lease_s, sync_slots
+from outdial.services.pacing.limits import account_key
+from outdial.services.pacing.pacer import CampaignTurns, Pacer, RecentSends, queue_budget, send_lease_s, sync_slots
 from outdial.services.providers.accounts import Account
 from outdial.services.rounds import Rounds
+from outdial.services.shown import dispatch_repr
 from outdial.services.timing.rules import Closed, recheck
 from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
+from outdial.store import AnyRow
 from outdial.store import attempts as attempts_store
 from outdial.store import jobs as job_store
 
@@ -36,7 +39,25 @@ log = logging.getLogger("outdial.scheduler")
 # Requests stamped by hosts whose clocks run up to this far behind still count after a Redis loss.
 RECENT_SENDS_MARGIN_S = 2.0
 
-SendJob = Callable[[int], None]
+
+class ClaimedJob(int):
+    """A job id to send, which also carries what a Celery monitor should show for its task.
+
+    An ``int``, so a sender that only needs the id (``args=[job]``, a test's
+    ``list.append``) takes it as one.
+    """
+
+    argsrepr: str
+
+    @classmethod
+    def of(cls, row: AnyRow) -> ClaimedJob:
+        job = cls(row.id)
+        attempt = row.attempts_used + (0 if row.transport_retries else 1)
+        job.argsrepr = dispatch_repr(row.id, row.campaign, row.account, attempt, row.to_number)
+        return job
+
+
+SendJob = Callable[[ClaimedJob], None]
 # How often campaigns whose every job has ended are marked completed (and completed ones
 # with work again reopened): a status, so a few seconds late is fine, and the pass is one UPDATE.
 COMPLETION_CHECK = timedelta(seconds=10)
@@ -73,6 +94,16 @@ class Scheduler:
     accounts: Mapping[str, Account] | None = None
     pacer: Pacer | None = None
     last_completion_check: datetime | None = None
+    # With a pacer, a campaign's jobs are sent no faster than its calls per minute (the
+    # worker's gate would hand earlier ones back); see CampaignTurns.
+    turns: CampaignTurns | None = None
+
+    def __post_init__(self) -> None:
+        if self.turns is None and self.pacer is not None:
+            s = self.settings
+            # A job is sent when its turn is within most of the gate's wait: the rest is slack
+            # for the broker and the worker picking it up.
+            self.turns = CampaignTurns(horizon_s=0.8 * s.pacing_max_wait_s, margin=s.pacing_rate_margin)
 
     def tick(self, now: datetime | None = None) -> TickReport:
         now = now or datetime.now(UTC)
@@ -82,15 +113,19 @@ class Scheduler:
         # Slots of ended calls are freed before claiming, so the budgets and Redis agree.
         self.sync_slots(now)
         with self.engine.begin() as conn:
-            ready: list[int] = []
+            ready: dict[int, AnyRow] = {}
             budgets = self._budgets(conn, now)
-            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch, budgets):
+            rates = job_store.campaign_rates(conn) if self.turns is not None else {}
+            per_campaign = self._campaign_budgets(rates, now)
+            for job in job_store.due_jobs(conn, now, self.settings.scheduler_batch, budgets, per_campaign):
+                if budgets.get(job.account, 1) <= 0 or per_campaign.get(job.campaign_id, 1) <= 0:
+                    continue  # the account or campaign is at its limits: the job waits, scheduled
                 if job.account in budgets:
-                    if budgets[job.account] <= 0:
-                        continue  # the account is at its limits: the job waits, scheduled
                     budgets[job.account] -= 1
+                if job.campaign_id in per_campaign:
+                    per_campaign[job.campaign_id] -= 1
                 if job.window_end is not None and now < job.window_end:
-                    ready.append(job.id)
+                    ready[job.id] = job
                     continue
                 # Rule 7: claimed late, after its window closed: carry over or expire.
                 step = recheck(rules_for(job.timing, job.to_number, self.settings), job.next_due_at, now)
@@ -102,14 +137,15 @@ class Scheduler:
                     report.carried_over += 1
                 else:
                     job_store.note_window(conn, job.id, step.window[1])
-                    ready.append(job.id)
-            moved = set(job_store.claim(conn, ready, now))
+                    ready[job.id] = job
+            moved = set(job_store.claim(conn, list(ready), now))
         # Sent only after the commit: a worker must find the job queued. A crash in
         # between leaves it queued, and the queued lease below sends it again.
-        for job_id in ready:
+        for job_id, job in ready.items():
             if job_id in moved:
-                self.send_job(job_id)
+                self.send_job(ClaimedJob.of(job))
                 report.enqueued.append(job_id)
+                self._took_turn(rates, job.campaign_id, now)
         self.reconcile(now, report)
         report.late_matches = apply_late_matches(self.engine, now, self.settings)
         if self.poller is not None and (
@@ -140,8 +176,28 @@ class Scheduler:
         for name, account in self.accounts.items():
             budget = queue_budget(account, *counts.get(name, (0, 0)), self.settings)
             if budget is not None:
-                budgets[name] = budget
+                budgets[name] = 0 if self._paused(account) else budget
         return budgets
+
+    def _paused(self, account: Account) -> bool:
+        """Whether the account's provider asked for quiet (a 429): every dispatch now would be handed back."""
+        if self.pacer is None or not account.limits.calls_per_second:
+            return False
+        try:
+            return self.pacer.limiter.paused_for(account_key(account.name)) > 0
+        except RedisError:
+            return False  # the gate decides, as without the pause
+
+    def _campaign_budgets(self, rates: Mapping[int, int], now: datetime) -> dict[int, int]:
+        if self.turns is None:
+            return {}
+        self.turns.forget_others(rates.keys())
+        return {cid: self.turns.budget(cid, cpm, now) for cid, cpm in rates.items()}
+
+    def _took_turn(self, rates: Mapping[int, int], campaign_id: int | None, now: datetime) -> None:
+        if self.turns is not None and campaign_id in rates:
+            assert campaign_id is not None
+            self.turns.took(campaign_id, rates[campaign_id], 1, now)
 
     def sync_slots(self, now: datetime) -> None:
         if self.pacer is None or not self.accounts:
@@ -175,7 +231,7 @@ class Scheduler:
             stale_queued = job_store.stale_jobs(
                 conn, JobState.QUEUED, now - timedelta(seconds=s.queued_lease_s), s.scheduler_batch
             )
-            resend = [j.id for j in stale_queued if job_store.resend(conn, j.id, j.state_changed_at, now)]
+            resend = [j for j in stale_queued if job_store.resend(conn, j.id, j.state_changed_at, now)]
             # In ``dialing`` the request may have left: never redial blindly.
             for job in job_store.stale_jobs(
                 conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
@@ -187,8 +243,8 @@ class Scheduler:
             ):
                 if job_store.mark_unknown(conn, job.id, JobState.ACCEPTED, now, "no outcome reported in time"):
                     report.lost += 1
-        for job_id in resend:
-            self.send_job(job_id)
+        for job in resend:
+            self.send_job(ClaimedJob.of(job))
             report.resent += 1
 
     def run(self, stop: Callable[[], bool], leadership: Leadership | None = None) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import httpx
 import redis
+from celery import Celery
 
 from outdial.embedded import broker_url
 from outdial.scheduler.leader import Leadership
-from outdial.scheduler.loop import Scheduler, SendJob
+from outdial.scheduler.loop import ClaimedJob, Scheduler, SendJob
 from outdial.scheduler.poller import StatusPoller
 from outdial.services.breaker import BreakerCheck
 from outdial.services.pacing.pacer import Pacer
@@ -17,11 +18,16 @@ from outdial.settings import Settings
 from outdial.store.db import get_engine
 
 
-def celery_sender(settings: Settings) -> SendJob:
+def celery_sender(settings: Settings, producer: Celery | None = None) -> SendJob:
+    """Send each job to ``settings.queue`` through ``producer`` (default: outdial's Celery app)."""
     from outdial.worker.app import DISPATCH_TASK, app
 
-    def send(job_id: int) -> None:
-        app.send_task(DISPATCH_TASK, args=[job_id], queue=settings.queue)
+    producer = producer or app
+
+    def send(job: ClaimedJob) -> None:
+        # Flower shows argsrepr instead of the bare id: the campaign, account, attempt and
+        # the callee's number masked (outdial.services.shown).
+        producer.send_task(DISPATCH_TASK, args=[int(job)], argsrepr=job.argsrepr, kwargsrepr="{}", queue=settings.queue)
 
     return send
 

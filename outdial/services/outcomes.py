@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine
 
+from outdial import metrics
 from outdial.models import JobState
 from outdial.services.providers import adapter_for
 from outdial.services.providers.base import CallEvent
@@ -147,6 +148,7 @@ def apply_outcome(
     if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at, data):
         event_store.mark_event(conn, event_id, Applied.DUPLICATE_OUTCOME, attempt.job_id)
         return Applied.DUPLICATE_OUTCOME
+    metrics.observe_outcome(provider, outcome)  # once per call: only the first outcome settles it
     job = job_store.get_job(conn, attempt.job_id)
     # An ``unknown`` job whose call id we hold is reconciled by the outcome the provider reports.
     awaiting = (JobState.ACCEPTED, JobState.UNKNOWN)

@@ -314,11 +314,41 @@ _CLAIM_COLUMNS = (
     jobs.c.next_due_at,
     jobs.c.window_end,
     jobs.c.priority,
+    # For the scheduler's per-campaign budget, and for what Flower shows of the task.
+    jobs.c.campaign_id,
+    campaigns.c.name.label("campaign"),
+    jobs.c.attempts_used,
+    jobs.c.transport_retries,
 )
 
 
+def _due(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """What makes a job claimable now (with campaigns outer-joined)."""
+    return (
+        jobs.c.state == JobState.SCHEDULED,
+        jobs.c.next_due_at <= now,
+        or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
+        jobs.c.account.not_in(select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))),
+    )
+
+
+def due_counts(conn: Connection, now: datetime) -> dict[str, int]:
+    """Jobs the scheduler may claim now, per account (for the "nothing dials while work is due" alert)."""
+    query = (
+        select(jobs.c.account, func.count())
+        .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
+        .where(*_due(now))
+        .group_by(jobs.c.account)
+    )
+    return {str(account): int(n) for account, n in conn.execute(query)}
+
+
 def due_jobs(
-    conn: Connection, now: datetime, limit: int, per_account: Mapping[str, int] | None = None
+    conn: Connection,
+    now: datetime,
+    limit: int,
+    per_account: Mapping[str, int] | None = None,
+    per_campaign: Mapping[int, int] | None = None,
 ) -> Sequence[AnyRow]:
     """Scheduled jobs due by ``now`` in active campaigns (or none) on accounts whose breaker is closed,
     best priority first.
@@ -326,16 +356,12 @@ def due_jobs(
     The partial index on ``next_due_at WHERE state = 'scheduled'`` keeps this
     proportional to the due jobs, whatever the size of the future backlog.
     ``per_account`` caps how many rows one account may take (its pacing
-    budget), so an account with a long due backlog cannot crowd out the others.
+    budget), so an account with a long due backlog cannot crowd out the others;
+    ``per_campaign`` does the same for campaigns (their calls-per-minute budget).
     """
-    where = (
-        jobs.c.state == JobState.SCHEDULED,
-        jobs.c.next_due_at <= now,
-        or_(jobs.c.campaign_id.is_(None), campaigns.c.state == CampaignState.ACTIVE),
-        jobs.c.account.not_in(select(breakers.c.name).where(breakers.c.scope == "account", breakers.c.open.is_(True))),
-    )
+    where = _due(now)
     source = jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id)
-    if not per_account:
+    if not per_account and not per_campaign:
         query = (
             select(*_CLAIM_COLUMNS)
             .select_from(source)
@@ -344,12 +370,23 @@ def due_jobs(
             .limit(limit)
         )
         return conn.execute(query).all()
-    rank = func.row_number().over(partition_by=jobs.c.account, order_by=(jobs.c.priority.desc(), jobs.c.next_due_at))
-    ranked = select(*_CLAIM_COLUMNS, rank.label("rank")).select_from(source).where(*where).subquery()
-    cap = case(dict(per_account), value=ranked.c.account, else_=limit)
+    best_first = (jobs.c.priority.desc(), jobs.c.next_due_at)
+    rank = func.row_number().over(partition_by=jobs.c.account, order_by=best_first)
+    in_campaign = func.row_number().over(partition_by=jobs.c.campaign_id, order_by=best_first)
+    ranked = (
+        select(*_CLAIM_COLUMNS, rank.label("rank"), in_campaign.label("campaign_rank"))
+        .select_from(source)
+        .where(*where)
+        .subquery()
+    )
+    caps = []
+    if per_account:
+        caps.append(ranked.c.rank <= case(dict(per_account), value=ranked.c.account, else_=limit))
+    if per_campaign:
+        caps.append(ranked.c.campaign_rank <= case(dict(per_campaign), value=ranked.c.campaign_id, else_=limit))
     query = (
         select(*(ranked.c[c.name] for c in _CLAIM_COLUMNS))
-        .where(ranked.c.rank <= cap)
+        .where(*caps)
         .order_by(ranked.c.priority.desc(), ranked.c.next_due_at)
         .limit(limit)
     )
@@ -368,6 +405,14 @@ def in_flight_by_account(conn: Connection, unknown_since: datetime) -> dict[str,
         pair = counts.setdefault(str(account), [0, 0])
         pair[0 if state == JobState.QUEUED else 1] += int(n)
     return {a: (q, f) for a, (q, f) in counts.items()}
+
+
+def campaign_rates(conn: Connection) -> dict[int, int]:
+    """Active campaigns with a calls-per-minute limit: id -> calls per minute."""
+    query = select(campaigns.c.id, campaigns.c.calls_per_minute).where(
+        campaigns.c.state == CampaignState.ACTIVE, campaigns.c.calls_per_minute.is_not(None)
+    )
+    return {int(cid): int(cpm) for cid, cpm in conn.execute(query)}
 
 
 def live_calls(conn: Connection, unknown_since: datetime) -> tuple[dict[str, set[str]], dict[str, set[str]]]:
@@ -394,7 +439,18 @@ def live_calls(conn: Connection, unknown_since: datetime) -> tuple[dict[str, set
 def stale_jobs(conn: Connection, state: str, older_than: datetime, limit: int) -> Sequence[AnyRow]:
     """Jobs in flight that have sat in ``state`` since before ``older_than`` (lost messages, dead workers)."""
     return conn.execute(
-        select(jobs.c.id, jobs.c.state_changed_at, jobs.c.account, jobs.c.provider_call_id)
+        select(
+            jobs.c.id,
+            jobs.c.state_changed_at,
+            jobs.c.account,
+            jobs.c.provider_call_id,
+            jobs.c.to_number,
+            jobs.c.campaign_id,
+            campaigns.c.name.label("campaign"),
+            jobs.c.attempts_used,
+            jobs.c.transport_retries,
+        )
+        .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
         .where(jobs.c.state == state, jobs.c.state_changed_at < older_than)
         .order_by(jobs.c.state_changed_at)
         .limit(limit)

@@ -7,10 +7,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Integer, cast, func, select
 
-from outdial.models import Attempt, Breaker, Job
+from outdial.models import Attempt, Breaker, Campaign, CampaignState, Job
 from outdial.store import table
 
 jobs = table(Job)
+campaigns = table(Campaign)
 attempts = table(Attempt)
 breakers = table(Breaker)
 
@@ -30,6 +31,25 @@ def counts_by_campaign_and_state(conn: Connection) -> dict[int, dict[str, int]]:
     found: dict[int, dict[str, int]] = {}
     for campaign_id, state, n in conn.execute(query):
         found.setdefault(int(campaign_id), {})[str(state)] = int(n)
+    return found
+
+
+def live_campaign_counts(conn: Connection) -> dict[str, tuple[str, dict[str, int]]]:
+    """Campaigns not yet ended (active or paused): name -> (state, jobs per state)."""
+    live = [CampaignState.ACTIVE, CampaignState.PAUSED]
+    found: dict[str, tuple[str, dict[str, int]]] = {
+        str(name): (str(state), {})
+        for name, state in conn.execute(select(campaigns.c.name, campaigns.c.state).where(campaigns.c.state.in_(live)))
+    }
+    query = (
+        select(campaigns.c.name, jobs.c.state, func.count())
+        .select_from(jobs.join(campaigns, campaigns.c.id == jobs.c.campaign_id))
+        .where(campaigns.c.state.in_(live))
+        .group_by(campaigns.c.name, jobs.c.state)
+    )
+    for name, state, n in conn.execute(query):
+        if str(name) in found:
+            found[str(name)][1][str(state)] = int(n)
     return found
 
 

@@ -37,6 +37,7 @@ from outdial.services.timing.spec import SpecError
 from outdial.settings import Settings, get_settings
 from outdial.store.db import get_engine
 from outdial.worker.app import app
+from outdial.worker.shown import MaskedEnqueueRequest
 
 ENQUEUE_TASK = "outdial.enqueue_call"
 IMPORT_TASK = "outdial.import_leads"
@@ -125,7 +126,7 @@ _RETRY: dict[str, Any] = dict(
 )
 
 
-@app.task(name=ENQUEUE_TASK, **_RETRY)  # type: ignore[untyped-decorator]
+@app.task(name=ENQUEUE_TASK, Request=MaskedEnqueueRequest, **_RETRY)  # type: ignore[untyped-decorator]
 def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
     """Enqueue one call: the fields of ``POST /calls``'s body, plus an optional ``idempotency_key``."""
     settings = get_settings()

@@ -1,9 +1,11 @@
 """Pacing on the dispatch path, with the real Redis: concurrency slots from dial to outcome,
-429 back-pressure, the scheduler's per-account budgets, and slots re-seeded after Redis forgets."""
+429 back-pressure, the scheduler's per-account and per-campaign budgets, and slots re-seeded
+after Redis forgets."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,13 +17,16 @@ import respx
 from sqlalchemy import Engine
 
 from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import LeadIn, add_leads, create_campaign
 from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.outcomes import record_event
 from outdial.services.pacing.pacer import Gate, Pacer, SendTicket
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallEvent, Outcome
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
+from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from tests.conftest import delete_redis_keys, redis_keys_of
 
@@ -40,6 +45,7 @@ def paced(settings: Settings, redis_url: str) -> Iterator[Settings]:
 
 
 def parts(engine: Engine, settings: Settings, redis_url: str) -> tuple[Scheduler, Dispatcher, list[int]]:
+    """A scheduler and a dispatcher sharing a pacer; the scheduler's sends are collected in the list."""
     sent: list[int] = []
     pacer = Pacer(redis.Redis.from_url(redis_url), settings)
     accounts = load_accounts(settings.accounts_file)
@@ -184,3 +190,35 @@ def test_the_wait_for_room_to_send_ends_with_the_window(engine: Engine, paced: S
     with engine.connect() as conn:
         attempt = job_store.open_attempt(conn, job_id)
     assert attempt is not None and NOW + timedelta(seconds=59) <= attempt.requested_at < NOW + timedelta(minutes=1)
+
+
+@respx.mock
+def test_the_scheduler_sends_a_campaigns_jobs_at_its_rate_so_none_is_handed_back(
+    engine: Engine, settings: Settings, redis_url: str
+) -> None:
+    """A campaign of 60 calls a minute with 30 due jobs: the scheduler sends about one a second,
+    each within the gate's wait, so the worker hands none back (it used to send all 30 at once)."""
+    paced = settings.model_copy(update={"pacing_prefix": f"outdial:test:{uuid.uuid4().hex}"})
+    start = datetime.now(UTC)
+    campaign_id = create_campaign(
+        engine, paced, "steady", "ck", TimingFields(callee_hours=None), start, calls_per_minute=60
+    )
+    with engine.connect() as conn:
+        campaign = campaign_store.by_id(conn, campaign_id)
+    add_leads(engine, paced, campaign, [LeadIn(f"+1212555{6000 + i:04d}") for i in range(30)], start)
+    scheduler, dispatcher, sent = parts(engine, paced, redis_url)
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "c"}))
+
+    scheduler.tick(datetime.now(UTC))
+    assert 1 <= len(sent) <= 2  # the first turn, and one more within the gate's wait
+    results = []
+    while len(results) < 5:
+        for job_id in sent:
+            results.append(dispatcher.dispatch(job_id, datetime.now(UTC)))
+        sent.clear()
+        time.sleep(paced.scheduler_interval_s)
+        scheduler.tick(datetime.now(UTC))
+    assert not [r for r in results if r.step == Step.PACED], results
+    assert set(results) == {Dispatched(Step.ACCEPTED)}
+    elapsed = (datetime.now(UTC) - start).total_seconds()
+    assert len(results) <= elapsed * 60 / 60 + 2  # about one a second, never a burst

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ from sqlalchemy import Engine, select
 from outdial.errors import NotFound
 from outdial.models import Job
 from outdial.services.campaigns import create_campaign
-from outdial.services.intake.csv_import import ImportFailed, ImportSummary, import_csv
+from outdial.services.intake.csv_import import CHUNK_ROWS, ImportFailed, ImportProgress, ImportSummary, import_csv
 from outdial.services.timing.admit import admit, merge_layers
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
@@ -49,7 +50,10 @@ def run(engine: Engine, settings: Settings, path: Path, name: str = "c", **kw: o
 
 
 def report_rows(summary: ImportSummary) -> list[list[str]]:
-    assert summary.report is not None
+    """The report's rows; a report exists exactly when some row was rejected."""
+    assert (summary.report is not None) == (summary.rejected > 0)
+    if summary.report is None:
+        return []
     with open(summary.report, encoding="utf-8", newline="") as f:
         rows = list(csv.reader(f))
     assert rows[0][0] == "row (the header is row 1)"
@@ -93,7 +97,7 @@ def test_delimiters_line_ends_and_bom(
         "rejected": 0,
         "duplicates": 0,
         "suppressed": 0,
-        "report": str(tmp_path / "leads.report.csv"),
+        "report": None,  # nothing rejected: no report file
     }
     # Rows are records (the header is row 1): Ravi's row spans two lines and is still row 3.
     assert leads(engine) == [
@@ -101,7 +105,7 @@ def test_delimiters_line_ends_and_bom(
         ("+919876543210", {"name": f"Ravi{d} Jr", "note": f"two{line_end}lines"}, {}, 3),
         ("+447911123456", {"name": 'Bob "B"', "note": ""}, {}, 4),
     ]
-    assert report_rows(summary) == []
+    assert not (tmp_path / "leads.report.csv").exists()
 
 
 def test_bad_rows_are_reported_with_row_line_and_reason(engine: Engine, settings: Settings, tmp_path: Path) -> None:
@@ -289,3 +293,19 @@ def test_counts_hold_for_any_file(
     assert [lead[0] for lead in leads(engine)] == expected
     assert summary.accepted == len(expected)
     assert len(report_rows(summary)) == summary.rejected
+
+
+def test_progress_is_reported_per_chunk_and_a_clean_import_leaves_no_report(
+    engine: Engine, settings: Settings, tmp_path: Path
+) -> None:
+    campaign(engine, settings)
+    stale = tmp_path / "leads.report.csv"
+    stale.write_text("an earlier import's report\n")
+    rows = ["phone"] + [f"+1{('212', '312', '415')[i % 3]}555{i // 3:04d}" for i in range(2 * CHUNK_ROWS + 5)]
+    seen: list[ImportProgress] = []
+    summary = import_csv(
+        engine, settings, "c", write(tmp_path, "\n".join(rows) + "\n"), now=NOW, on_progress=seen.append
+    )
+    assert summary.rejected == 0 and summary.report is None and not stale.exists()
+    assert [p.rows for p in seen][-1] == 2 * CHUNK_ROWS + 5 and len(seen) == 3
+    assert all(a.rows <= b.rows and a.accepted <= b.accepted for a, b in itertools.pairwise(seen))

@@ -18,11 +18,16 @@ from sqlalchemy import Engine
 
 from outdial.api.app import create_app
 from outdial.scheduler.loop import Scheduler
+from outdial.services.campaigns import LeadIn, add_leads, cancel, create_campaign, pause, resume
 from outdial.services.dispatch import Dispatcher
 from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.outcomes import record_event
 from outdial.services.providers.accounts import load_accounts
+from outdial.services.providers.base import CallEvent, Outcome
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import breakers as breaker_store
+from outdial.store import campaigns as campaign_store
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 URL = "http://callkaro.test/call/outbound"
@@ -45,6 +50,7 @@ def scrape(settings: Settings, engine: Engine) -> dict[tuple[str, tuple[tuple[st
     return samples(response.text)
 
 
+OUTCOMES = ("outdial_call_outcomes_total",)
 ACCEPTED = ("outdial_attempts_total", (("provider", "callkaro"), ("result", "accepted")))
 LATENCY_COUNT = ("outdial_provider_latency_seconds_count", (("provider", "callkaro"),))
 LATENESS_COUNT = ("outdial_dispatch_lateness_seconds_count", (("provider", "callkaro"),))
@@ -142,3 +148,44 @@ def test_counts_add_up_across_worker_processes(tmp_path: Path, sqlite_url: str, 
     assert found[ACCEPTED] == 9
     assert found[LATENCY_COUNT] == 9
     assert found[("outdial_pacing_waits_total", (("account", "ck"),))] == 3
+
+
+def test_counters_start_at_zero_outcomes_are_counted_and_live_campaigns_are_labelled(
+    settings: Settings, engine: Engine
+) -> None:
+    settings.redis_url = "redis://127.0.0.1:18349/0"  # no broker: the queue gauge is left out, the rest stays
+    now = datetime.now(UTC)
+    spring = create_campaign(engine, settings, "spring", "ck", TimingFields(callee_hours=None), now)
+    create_campaign(engine, settings, "old", "ck", TimingFields(callee_hours=None), now)
+    cancel(engine, "old", now, "test")
+    with engine.connect() as conn:
+        campaign = campaign_store.by_id(conn, spring)
+    add_leads(engine, settings, campaign, [LeadIn("+12125551234"), LeadIn("+12125551235")], now)
+    pause(engine, "spring", now, "test")
+    before = scrape(settings, engine)
+    # Made at 0 before anything happened: no "No data" panel.
+    for outcome in ("completed", "no_answer", "busy", "voicemail", "failed"):
+        assert (OUTCOMES[0], (("outcome", outcome), ("provider", "callkaro"))) in before
+    assert ("outdial_circuit_breaker_trips_total", (("scope", "campaign"),)) in before
+    assert ("outdial_attempts_total", (("provider", "callkaro"), ("result", "unknown"))) in before
+    # Per campaign, for campaigns not ended only; a paused campaign's jobs are not "active" anywhere.
+    paused = ("outdial_campaign_jobs", (("campaign", "spring"), ("campaign_state", "paused"), ("state", "scheduled")))
+    assert before[paused] == 2
+    assert not any(dict(labels).get("campaign") == "old" for _, labels in before)
+    assert before[("outdial_jobs_due", (("account", "ck"),))] == 0  # paused: nothing claimable
+
+    resume(engine, "spring", now)
+    assert scrape(settings, engine)[("outdial_jobs_due", (("account", "ck"),))] == 2
+    sent: list[int] = []
+    Scheduler(engine, settings, sent.append).tick(now)  # both queued: no longer due
+    with respx.mock:
+        respx.post(URL).mock(return_value=httpx.Response(200, json={"status": "success", "call_sid": "c9"}))
+        dispatcher = Dispatcher(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
+        assert str(dispatcher.dispatch(sent[0], now)) == "accepted"
+    event = CallEvent("c9", "c9:end", "CLIENT_INITIATED", Outcome.COMPLETED, now)
+    assert record_event(engine, "callkaro", "ck", event, "{}", "webhook", now, settings) == "applied"
+    assert record_event(engine, "callkaro", "ck", event, "{}", "webhook", now, settings) == "duplicate"
+    after = scrape(settings, engine)
+    completed = (OUTCOMES[0], (("outcome", "completed"), ("provider", "callkaro")))
+    assert after[completed] - before[completed] == 1  # once, however often it is reported
+    assert after[("outdial_jobs_due", (("account", "ck"),))] == 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,7 +59,7 @@ class ImportSummary:
     rejected: int
     duplicates: int
     suppressed: int
-    report: str | None  # the report CSV's path
+    report: str | None  # the report CSV's path; None when no row was rejected
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -91,8 +91,12 @@ def import_csv(
     phone_column: str | None = None,
     report_path: Path | None = None,
     now: datetime | None = None,
+    on_progress: Callable[[ImportProgress], None] | None = None,
 ) -> ImportSummary:
-    """Import ``source`` into the campaign named ``campaign_name``; raises :class:`ImportFailed`."""
+    """Import ``source`` into the campaign named ``campaign_name``; raises :class:`ImportFailed`.
+
+    ``on_progress`` is called after each chunk of rows (about every ``CHUNK_ROWS``) with the counts so far.
+    """
     now = now or datetime.now(UTC)
     try:
         region = known_region(default_region) if default_region else None
@@ -113,11 +117,11 @@ def import_csv(
         except (UnreadableTable, HeaderError) as exc:
             raise ImportFailed(str(exc)) from None
         report = RejectReport(report_path or _default_report_path(source, settings, campaign_name, now))
-        run = _Run(columns, report, Admissions(campaign.timing, now, settings))
         writer = ImportWriter(engine, campaign, now)
+        run = _Run(columns, report, Admissions(campaign.timing, now, settings), writer, on_progress)
         try:
             with PhonePool(region) as pool:
-                run.read(table, pool, writer)
+                run.read(table, pool)
             writer.commit()
         except UnreadableTable as exc:
             writer.abort()
@@ -135,21 +139,45 @@ def import_csv(
         rejected=report.count,
         duplicates=valid - writer.accepted - writer.suppressed,
         suppressed=writer.suppressed,
-        report=str(path),
+        report=str(path) if path is not None else None,
     )
+
+
+@dataclass(frozen=True)
+class ImportProgress:
+    """An import so far: rows read, and of them accepted (written) and rejected."""
+
+    rows: int
+    accepted: int
+    rejected: int
 
 
 class _Run:
     """One import's reading side: records to checked leads to batches."""
 
-    def __init__(self, columns: LeadColumns, report: RejectReport, admissions: Admissions) -> None:
+    def __init__(
+        self,
+        columns: LeadColumns,
+        report: RejectReport,
+        admissions: Admissions,
+        writer: ImportWriter,
+        on_progress: Callable[[ImportProgress], None] | None = None,
+    ) -> None:
         self.columns = columns
         self.report = report
         self.admissions = admissions
+        self.writer = writer
+        self.on_progress = on_progress
         self.rows = 0
         self.valid = 0
 
-    def read(self, table: Table, pool: PhonePool, writer: ImportWriter) -> None:
+    def _put(self, batch: Batch) -> None:
+        self.writer.put(batch)
+        if self.on_progress is not None:
+            # The writer's count trails by the batches still in its queue.
+            self.on_progress(ImportProgress(self.rows, self.writer.accepted, self.report.count))
+
+    def read(self, table: Table, pool: PhonePool) -> None:
         columns = self.columns
         width, phone_at = columns.width, columns.phone
         in_flight: deque[tuple[Future[Validated], list[_Pending]]] = deque()
@@ -175,11 +203,11 @@ class _Run:
                 in_flight.append((pool.submit(_phones(chunk)), chunk))
                 chunk = []
                 while len(in_flight) > most_in_flight:
-                    writer.put(self._batch(*in_flight.popleft()))
+                    self._put(self._batch(*in_flight.popleft()))
         if chunk:
             in_flight.append((pool.submit(_phones(chunk)), chunk))
         while in_flight:
-            writer.put(self._batch(*in_flight.popleft()))
+            self._put(self._batch(*in_flight.popleft()))
 
     def _batch(self, future: Future[Validated], chunk: list[_Pending]) -> Batch:
         """A chunk's leads with their numbers and admissions, the batch's repeats folded into copies."""

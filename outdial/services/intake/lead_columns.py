@@ -18,8 +18,9 @@ from outdial.services.intake.csv_table import normalise_name
 from outdial.services.timing.spec import TimingFields
 
 PHONE_COLUMNS = ("phone", "phone_number", "to_number", "number", "mobile", "to")
-# Per-lead columns that override the campaign's timing (SPEC 5 fields).
-OVERRIDE_COLUMNS = ("schedule_at", "timezone", "priority")
+# Per-lead columns that override the campaign's timing (SPEC 5 fields); an empty cell keeps the
+# campaign's value. callee_hours takes HH:MM-HH:MM or "off".
+OVERRIDE_COLUMNS = ("schedule_at", "timezone", "priority", "callee_hours")
 
 _JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # The C function behind json.dumps(ensure_ascii=False) for one string, quotes included.

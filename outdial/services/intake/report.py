@@ -39,7 +39,13 @@ class RejectReport:
         self._writer.writerow((row, line, _cell(phone), _cell(reason)))
         self.count += 1
 
-    def finish(self) -> Path:
+    def finish(self) -> Path | None:
+        """Move the report into place; with nothing rejected there is no report (None), and an
+        earlier import's report at the same path is removed rather than left to mislead."""
+        if not self.count:
+            self.discard()
+            self.path.unlink(missing_ok=True)
+            return None
         self._file.close()
         os.replace(self._partial, self.path)
         return self.path

@@ -151,8 +151,10 @@ class TimingFields(BaseModel):
     gap_between_retries: Minutes | Annotated[list[Minutes], Field(max_length=10)] | None = None
     priority: int | None = Field(default=None, ge=-100, le=100)
     timezone: str | None = None
-    # Absent: the setting's default. Explicit null: callee hours off.
-    callee_hours: str | None = "default"
+    # Absent: the setting's default. Explicit null or "off": callee hours off.
+    callee_hours: str | None = Field(
+        default="default", description='HH:MM-HH:MM in the callee\'s zone; null or "off" for none.'
+    )
 
     @field_validator("schedule_at")
     @classmethod
@@ -197,6 +199,12 @@ class TimingFields(BaseModel):
         if value is not None and value != CALLEE:
             zone(value)
         return value
+
+    @field_validator("callee_hours", mode="before")
+    @classmethod
+    def _off(cls, value: Any) -> Any:
+        """``"off"`` is the spelling everywhere (CLI, API body, Celery task, CSV column) for null."""
+        return None if isinstance(value, str) and value.strip().lower() == "off" else value
 
     @field_validator("callee_hours")
     @classmethod

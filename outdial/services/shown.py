@@ -1,0 +1,40 @@
+"""What Flower (and any Celery monitor) shows of an outdial task: readable, and never a full number.
+
+Celery shows a task's arguments as the ``argsrepr``/``kwargsrepr`` strings its
+sender put in the message (by default ``repr(args)``). A dispatch's only
+argument is a job id, which says nothing to an operator; an ``enqueue_call``'s
+keyword arguments hold the callee's number and the lead's variables, which
+must not be on screen. These functions make the strings shown instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+# Of a number, this many trailing digits are shown: enough to tell calls apart, not to dial.
+SHOWN_DIGITS = 4
+# enqueue_call's kwargs that are safe and useful on screen; everything else is only named.
+_SHOWN_FIELDS = ("account", "campaign", "idempotency_key", "schedule_at", "priority")
+
+
+def masked(number: str | None) -> str:
+    """``+12125551234`` -> ``…1234``; anything shorter than that shows as ``…``."""
+    digits = "".join(c for c in str(number or "") if c.isdigit())
+    return "…" + digits[-SHOWN_DIGITS:] if len(digits) > SHOWN_DIGITS else "…"
+
+
+def dispatch_repr(job_id: int, campaign: str | None, account: str, attempt: int, to_number: str) -> str:
+    """The argument line of a ``dispatch_call``: the job and who is called, number masked."""
+    where = f"campaign={campaign}" if campaign else "campaign=-"
+    return f"job={job_id} {where} account={account} attempt={attempt} to={masked(to_number)}"
+
+
+def enqueue_kwargsrepr(kwargs: Mapping[str, Any]) -> str:
+    """The keyword line of an ``enqueue_call``: its plain fields, the number masked, the rest only named."""
+    parts = [f"to={masked(kwargs.get('to_number'))}"]
+    parts += [f"{name}={kwargs[name]!s:.60}" for name in _SHOWN_FIELDS if kwargs.get(name) is not None]
+    hidden = sorted(k for k in kwargs if k != "to_number" and k not in _SHOWN_FIELDS)
+    if hidden:
+        parts.append(f"(not shown: {', '.join(hidden)})")
+    return " ".join(parts)
