@@ -14,13 +14,13 @@ from fastapi.responses import StreamingResponse
 
 from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, context
-from outdial.api.jobs import MAX_ID, job_summary
+from outdial.api.jobs import MAX_ID
 from outdial.errors import NotFound
 from outdial.models import CampaignState, JobState
 from outdial.services import campaigns
 from outdial.services.export import stream_csv
 from outdial.services.jobs import PAGE_MAX, api_actor, attempt_view, list_jobs
-from outdial.services.progress import snapshot
+from outdial.services.progress import job_summary, snapshot
 from outdial.services.providers.base import Outcome
 from outdial.services.requests import NAME_PATTERN
 from outdial.services.waiting import explain

@@ -85,28 +85,6 @@ def _reaches(conn: Connection, key: Principal, job: AnyRow) -> bool:
     return key.may(job.account, campaign.name if campaign is not None else None)
 
 
-def job_summary(job: AnyRow) -> dict[str, Any]:
-    """A job without its attempts: what a listing shows."""
-    return {
-        "id": job.id,
-        "state": job.state,
-        "to_number": job.to_number,
-        "account": job.account,
-        "campaign_id": job.campaign_id,
-        "lead_id": job.lead_id,
-        "round": job.round,
-        "priority": job.priority,
-        "idempotency_key": job.idempotency_key,
-        "created_at": job.created_at,
-        "state_changed_at": job.state_changed_at,
-        "next_due_at": job.next_due_at,
-        "attempts_used": job.attempts_used,
-        "provider_call_id": job.provider_call_id,
-        "last_outcome": job.last_outcome,
-        "reason": job.reason,
-    }
-
-
 @router.get("/jobs")
 def find_jobs(
     idempotency_key: Annotated[

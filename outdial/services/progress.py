@@ -75,15 +75,8 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime, settings: Settin
     }
 
 
-def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
-    """A job's state, its attempts and what became of each, and every transition it made; None if no such job."""
-    job = job_store.get_job(conn, job_id)
-    if job is None:
-        return None
-    attempts = list(job_store.attempts_of(conn, job_id))
-    # Every status the provider reported, under either id of the call: one it did not
-    # document is kept and shown here, never silently mapped to an outcome.
-    said = event_store.reported(conn, [i for a in attempts for i in (a.provider_call_id, a.provider_ref) if i])
+def job_summary(job: AnyRow) -> dict[str, Any]:
+    """A job without its attempts: what a listing shows, and the head of :func:`job_detail`."""
     return {
         "id": job.id,
         "state": job.state,
@@ -101,6 +94,20 @@ def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
         "provider_call_id": job.provider_call_id,
         "last_outcome": job.last_outcome,
         "reason": job.reason,
+    }
+
+
+def job_detail(conn: Connection, job_id: int) -> dict[str, Any] | None:
+    """A job's state, its attempts and what became of each, and every transition it made; None if no such job."""
+    job = job_store.get_job(conn, job_id)
+    if job is None:
+        return None
+    attempts = list(job_store.attempts_of(conn, job_id))
+    # Every status the provider reported, under either id of the call: one it did not
+    # document is kept and shown here, never silently mapped to an outcome.
+    said = event_store.reported(conn, [i for a in attempts for i in (a.provider_call_id, a.provider_ref) if i])
+    return {
+        **job_summary(job),
         "attempts": [
             {
                 "number": a.number,
