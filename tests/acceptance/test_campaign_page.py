@@ -86,7 +86,7 @@ def fill_campaign(engine: Engine, settings: Settings) -> int:
         # Four calls whose outcome never came; three new leads still to call, due tomorrow.
         accepted = [j.id for j in job_store.campaign_jobs(conn, campaign_id, states=["accepted"], limit=4)]
         for job_id in accepted:
-            job_store.set_state(conn, job_id, "accepted", JobState.UNKNOWN, START, reason="no outcome reported in time")
+            job_store.mark_unknown(conn, job_id, JobState.ACCEPTED, START, "no outcome reported in time")
     later = [LeadIn(phone=f"+1212555{2000 + i:04d}", timing={"schedule_at": TOMORROW.isoformat()}) for i in range(3)]
     add_leads(engine, settings, campaign, later, START)
     return campaign_id
