@@ -132,6 +132,17 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 @pytest.fixture(autouse=True)
+def _environ_restored() -> Iterator[None]:
+    """Every test leaves the process environment as it found it: ``Stack.start`` writes its
+    children's settings (database, Redis, PROMETHEUS_MULTIPROC_DIR) to ``os.environ``, and a later
+    test must not scrape another test's metrics directory or reach another test's stack."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@pytest.fixture(autouse=True)
 def _fresh_settings() -> Iterator[None]:
     """Tests that set OUTDIAL_* variables get settings read anew, and leave none cached behind."""
     from outdial.settings import reset_settings
