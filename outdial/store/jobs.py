@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
@@ -354,10 +355,15 @@ def get_job(conn: Connection, job_id: int) -> AnyRow | None:
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
 
 
+# Built once (bound per call): the dispatch path's reads and writes run on every call.
+_JOB_TO_DISPATCH = select(jobs, exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")).where(
+    jobs.c.id == JOB_ID
+)
+
+
 def job_to_dispatch(conn: Connection, job_id: int) -> AnyRow | None:
     """The job, with ``do_not_call``: whether its number is on the list (one query for both)."""
-    listed = exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")
-    return conn.execute(select(jobs, listed).where(jobs.c.id == job_id)).first()
+    return conn.execute(_JOB_TO_DISPATCH, {"_job_id": job_id}).first()
 
 
 # Scheduler ------------------------------------------------------------------------------
@@ -598,8 +604,18 @@ def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> D
     )
 
 
+_ATTEMPT_ID = bindparam("_attempt_id", type_=BigInteger())
+
+
+@cache
+def _record_response(columns: tuple[str, ...]) -> Any:
+    bound = {c: bindparam(f"_v_{c}", type_=attempts.c[c].type) for c in columns}
+    return update(attempts).where(attempts.c.id == _ATTEMPT_ID).values(bound)
+
+
 def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
-    conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
+    statement = _record_response(tuple(sorted(values)))
+    conn.execute(statement, {"_attempt_id": attempt_id} | {f"_v_{c}": v for c, v in values.items()})
 
 
 def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:
