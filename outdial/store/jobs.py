@@ -130,13 +130,7 @@ def transition(
                 _SHAPED[key] = statement
         return conn.execute(statement, bound).all()
     # SQLite runs no data-modifying CTE: the same statements in turn (in-process, no round trip).
-    moving = (
-        update(jobs)
-        .where(jobs.c.state == source, *where)
-        .values(state=target, state_changed_at=bindparam("_now", type_=jobs.c.state_changed_at.type), **setting)
-        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
-    )
-    rows = conn.execute(moving, bound).all()
+    rows = conn.execute(_moving(source, target, where, setting, returning), bound).all()
     if rows:
         conn.execute(
             insert(job_events),
@@ -152,6 +146,22 @@ def transition(
     return conn.execute(then(moved), bound).all()
 
 
+def _moving(
+    source: JobState,
+    target: JobState,
+    where: Sequence[ColumnElement[bool]],
+    setting: Mapping[str, Any],
+    returning: Sequence[Column[Any]],
+) -> Any:
+    """The conditional UPDATE of a transition, with ``_now`` to bind."""
+    return (
+        update(jobs)
+        .where(jobs.c.state == source, *where)
+        .values(state=target, state_changed_at=bindparam("_now", type_=jobs.c.state_changed_at.type), **setting)
+        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
+    )
+
+
 def _postgres_transition(
     source: JobState,
     target: JobState,
@@ -161,13 +171,7 @@ def _postgres_transition(
     then: Then | None,
 ) -> Any:
     """``transition``'s one statement on PostgreSQL, with ``_now`` and ``_reason`` to bind."""
-    moving = (
-        update(jobs)
-        .where(jobs.c.state == source, *where)
-        .values(state=target, state_changed_at=bindparam("_now", type_=jobs.c.state_changed_at.type), **setting)
-        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
-    )
-    moved = moving.cte("moved")
+    moved = _moving(source, target, where, setting, returning).cte("moved")
     logged = (
         insert(job_events)
         .from_select(
