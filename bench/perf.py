@@ -5,7 +5,10 @@ Scenarios, all on private Redis and PostgreSQL servers started for the run:
 1. dispatch: jobs due now, through the scheduler process, Redis, a Celery
    worker, the CallKaro adapter, the simulator (0 ms) and PostgreSQL, in calls
    per second (first to last attempt's request), against the rate of a no-op
-   Celery task on the same broker, worker, pool and concurrency.
+   Celery task on the same broker, worker, pool and concurrency, and against the
+   "ideal task" (bench/perf_ideal.py: the least work the guarantees need, two
+   transactions and the request) fed straight to the same worker. With
+   ``--workers N``, the same again on N worker processes, reported alongside.
 2. latency hiding: the same with 250 ms provider latency, against (1).
 3. scheduler cost: ``Scheduler.tick`` claiming and enqueueing 1,000 due jobs
    (real ``send_task`` to Redis) with 1,000,000 jobs scheduled in the future,
@@ -41,6 +44,7 @@ from bench.perf_env import PerfEnv, later, now_utc, rss_tree
 
 TARGETS = {
     "dispatch_ratio": ">= 0.7",
+    "dispatch_ideal_ratio": ">= 0.85",
     "latency_hiding_ratio": ">= 0.8",
     "scheduler_backlog_ratio": "<= 1.5",
     "worker_memory_ratio": "<= 1.2",
@@ -90,42 +94,84 @@ def dispatch_run(env: PerfEnv, calls: int) -> dict[str, Any]:
     return result
 
 
-def dispatch_scenarios(env: PerfEnv, sizes: Sizes, report: dict[str, Any], workers: int) -> None:
-    log(f"warming up {workers} worker(s)")
-    for n in range(workers):
-        env.start_worker(f"worker-{n + 1}" if n else "worker")
-    env.start_scheduler()
+def start_dispatch_workers(env: PerfEnv, workers: int) -> list[str]:
+    names = [f"worker-{n + 1}" if n else "worker" for n in range(workers)]
+    for name in names:
+        env.start_worker(name)
+    return names
+
+
+def dispatch_repetitions(env: PerfEnv, sizes: Sizes, latency: bool, label: str) -> dict[str, Any]:
+    """The no-op, the ideal task and outdial's dispatch (and at 250 ms with ``latency``), each
+    repetition in that order on the same workers; the medians and the ratios' medians."""
     dispatch_run(env, sizes.warm_calls)
     env.noop_run(sizes.warm_calls)
-    noop_rates, call_rates, slow_rates = [], [], []
+    env.ideal_run(sizes.warm_calls)
+    noop_rates, ideal_rates, call_rates, slow_rates = [], [], [], []
     runs: list[dict[str, Any]] = []
     for i in range(sizes.repeats):
         noop = env.noop_run(sizes.calls)
         env.configure_sim(latency_ms=0)
+        ideal = env.ideal_run(sizes.calls)
         fast = dispatch_run(env, sizes.calls)
-        env.configure_sim(latency_ms=250)
-        slow = dispatch_run(env, sizes.calls)
-        env.configure_sim(latency_ms=0)
+        run = {"noop": noop, "ideal": ideal, "dispatch_0ms": fast}
         noop_rates.append(noop["rate_per_s"])
+        ideal_rates.append(ideal["rate_per_s"])
         call_rates.append(fast["rate_per_s"])
-        slow_rates.append(slow["rate_per_s"])
-        runs.append({"noop": noop, "dispatch_0ms": fast, "dispatch_250ms": slow})
+        slow_text = ""
+        if latency:
+            env.configure_sim(latency_ms=250)
+            slow = dispatch_run(env, sizes.calls)
+            env.configure_sim(latency_ms=0)
+            slow_rates.append(slow["rate_per_s"])
+            run["dispatch_250ms"] = slow
+            slow_text = f", at 250 ms {slow['rate_per_s']:.0f}/s ({slow['attempts']}/{slow['expected']})"
+        runs.append(run)
         log(
-            f"run {i + 1}: no-op {noop['rate_per_s']:.0f}/s, dispatch {fast['rate_per_s']:.0f}/s "
-            f"({fast['attempts']}/{fast['expected']}), at 250 ms {slow['rate_per_s']:.0f}/s "
-            f"({slow['attempts']}/{slow['expected']})"
+            f"{label} run {i + 1}: no-op {noop['rate_per_s']:.0f}/s, ideal {ideal['rate_per_s']:.0f}/s "
+            f"({ideal['attempts']}/{ideal['expected']}), dispatch {fast['rate_per_s']:.0f}/s "
+            f"({fast['attempts']}/{fast['expected']}){slow_text}"
         )
-    dispatch_ratios = [c / n for c, n in zip(call_rates, noop_rates, strict=True) if n]
-    hiding_ratios = [s / c for s, c in zip(slow_rates, call_rates, strict=True) if c]
-    report["dispatch"] = {
+    part: dict[str, Any] = {
         "calls_per_run": sizes.calls,
         "runs": runs,
         "noop_per_s": median(noop_rates),
+        "ideal_per_s": median(ideal_rates),
         "dispatch_per_s": median(call_rates),
-        "dispatch_250ms_per_s": median(slow_rates),
+        "dispatch_ratio": round(median([c / n for c, n in zip(call_rates, noop_rates, strict=True) if n]), 3),
+        "dispatch_ideal_ratio": round(median([c / i for c, i in zip(call_rates, ideal_rates, strict=True) if i]), 3),
     }
-    report["dispatch_ratio"] = round(median(dispatch_ratios), 3)
-    report["latency_hiding_ratio"] = round(median(hiding_ratios), 3)
+    if latency:
+        part["dispatch_250ms_per_s"] = median(slow_rates)
+        part["latency_hiding_ratio"] = round(
+            median([s / c for s, c in zip(slow_rates, call_rates, strict=True) if c]), 3
+        )
+    return part
+
+
+def dispatch_scenarios(env: PerfEnv, sizes: Sizes, report: dict[str, Any], workers: int) -> None:
+    """On one worker process: every dispatch figure. With ``workers`` > 1, the same again (no
+    latency runs) on that many processes, reported next to it under ``dispatch_workers``."""
+    log("warming up 1 worker")
+    names = start_dispatch_workers(env, 1)
+    env.start_scheduler()
+    part = dispatch_repetitions(env, sizes, latency=True, label="1 worker:")
+    report["dispatch"] = part
+    for key in ("dispatch_ratio", "dispatch_ideal_ratio", "latency_hiding_ratio"):
+        report[key] = part[key]
+    for name in names:
+        env.kill(name)
+    if workers > 1:
+        log(f"warming up {workers} workers")
+        names = start_dispatch_workers(env, workers)
+        more = dispatch_repetitions(env, sizes, latency=False, label=f"{workers} workers:")
+        more["workers"] = workers
+        more["scaling"] = round(more["dispatch_per_s"] / part["dispatch_per_s"], 3) if part["dispatch_per_s"] else None
+        more["ideal_scaling"] = round(more["ideal_per_s"] / part["ideal_per_s"], 3) if part["ideal_per_s"] else None
+        report["dispatch_workers"] = more
+        for name in names:
+            env.kill(name)
+    env.kill("scheduler")
 
 
 # --- 3: scheduler -----------------------------------------------------------------------
@@ -229,9 +275,6 @@ def run(quick: bool, pool: str, concurrency: int, only: set[str] | None = None, 
         env.start()
         if "dispatch" in wanted:
             dispatch_scenarios(env, sizes, report, workers)
-            for n in range(workers):
-                env.kill(f"worker-{n + 1}" if n else "worker")
-            env.kill("scheduler")
         if wanted & {"scheduler", "memory", "lateness"}:
             # A fresh worker for the memory figure: idle after a few calls, then the same with the backlog.
             proc = env.start_worker("worker")
@@ -346,6 +389,7 @@ def machine() -> dict[str, Any]:
 def table(report: dict[str, Any]) -> str:
     details = {
         "dispatch_ratio": _detail(report, "dispatch", "dispatch {dispatch_per_s:.0f}/s vs no-op {noop_per_s:.0f}/s"),
+        "dispatch_ideal_ratio": _detail(report, "dispatch", "vs the ideal task {ideal_per_s:.0f}/s"),
         "latency_hiding_ratio": _detail(report, "dispatch", "{dispatch_250ms_per_s:.0f}/s at 250 ms"),
         "scheduler_backlog_ratio": _scheduler_detail(report),
         "worker_memory_ratio": _detail(report, "memory", "{idle_rss_mb} MB idle, {backlog_rss_mb} MB with backlog"),
@@ -361,10 +405,18 @@ def table(report: dict[str, Any]) -> str:
         value = report.get(key)
         shown = "null" if value is None else f"{value:,}" if isinstance(value, int) else f"{value:.3f}"
         lines.append(f"{key:<26}{shown:>12}  {target:<14}{details.get(key, '')}")
+    more = report.get("dispatch_workers")
+    if isinstance(more, dict):
+        lines.append(
+            f"dispatch on {more['workers']} worker processes: {more['dispatch_per_s']:.0f}/s "
+            f"(x{more['scaling']} of 1 process), ideal {more['ideal_per_s']:.0f}/s (x{more['ideal_scaling']}), "
+            f"no-op {more['noop_per_s']:.0f}/s; dispatch_ratio {more['dispatch_ratio']:.3f}, "
+            f"dispatch_ideal_ratio {more['dispatch_ideal_ratio']:.3f}"
+        )
     pool = report.get("pool", {})
     lines.append(
         f"worker: --pool {pool.get('pool')} --concurrency {pool.get('concurrency')}"
-        f" ({pool.get('dispatch_workers', 1)} process(es) for dispatch and latency)"
+        f" (dispatch and latency on 1 process; {pool.get('dispatch_workers', 1)} for the scaling run)"
     )
     return "\n".join(lines)
 
@@ -409,7 +461,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=64, help="the worker's threads or processes")
     parser.add_argument("--only", default=None, help="comma-separated: dispatch,scheduler,memory,lateness,naive,import")
     parser.add_argument(
-        "--workers", type=int, default=1, help="worker processes for the dispatch scenarios (the others use one)"
+        "--workers",
+        type=int,
+        default=1,
+        help="with 2 or more: the dispatch scenario again on that many worker processes, reported alongside",
     )
     parser.add_argument("--render", default=None, help="print the table and summary of a saved report, run nothing")
     args = parser.parse_args(argv)
@@ -430,6 +485,11 @@ def main(argv: list[str] | None = None) -> int:
     print(table(report))
     summary = {key: report.get(key) for key in TARGETS}
     summary |= {"lateness_due_per_s": report.get("lateness_due_per_s"), "details": name}
+    more = report.get("dispatch_workers")
+    if isinstance(more, dict):
+        summary["dispatch_workers"] = {
+            k: more.get(k) for k in ("workers", "dispatch_per_s", "ideal_per_s", "scaling", "dispatch_ideal_ratio")
+        }
     print(json.dumps(summary, default=str))
     return 0
 

@@ -4,7 +4,8 @@
 starts (the same app, settings, tasks and pool arguments), with ``bench.noop``
 registered next to ``outdial.dispatch_call``. The no-op is the baseline: the
 rate at which this worker runs tasks that do nothing but note the time they
-ran (one Redis RPUSH), on the same broker, pool and concurrency.
+ran (one Redis RPUSH), on the same broker, pool and concurrency. ``bench.ideal``
+(bench.perf_ideal) is the other: the least work a dispatch's guarantees need.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from functools import cache
 import redis
 
 import outdial.worker.tasks  # noqa: F401  (registers outdial.dispatch_call on the app)
+from bench.perf_ideal import IDEAL_TASK, ideal_dispatch
 from outdial.embedded import broker_url
 from outdial.settings import get_settings
 from outdial.worker.app import app
@@ -33,4 +35,10 @@ def noop(key: str) -> None:
     _redis().rpush(key, time.time())
 
 
-__all__ = ["NOOP_TASK", "app", "noop"]
+@app.task(name=IDEAL_TASK)  # type: ignore[untyped-decorator]
+def ideal(job_id: int) -> str:
+    """The least work a dispatch's guarantees need (bench.perf_ideal), the second baseline."""
+    return ideal_dispatch(int(job_id))
+
+
+__all__ = ["IDEAL_TASK", "NOOP_TASK", "app", "ideal", "noop"]

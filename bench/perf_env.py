@@ -244,9 +244,11 @@ class PerfEnv:
             conn.execute(text("UPDATE jobs SET state = 'cancelled' WHERE id = :id"), {"id": job.job_id})
         return job.job_id
 
-    def insert_jobs(self, count: int, first_due: datetime, per_second: float | None = None) -> tuple[int, int]:
-        """``count`` scheduled copies of the template, due from ``first_due`` (spread at ``per_second``);
-        their id range."""
+    def insert_jobs(
+        self, count: int, first_due: datetime, per_second: float | None = None, state: str = "scheduled"
+    ) -> tuple[int, int]:
+        """``count`` copies of the template in ``state`` (scheduled: for the scheduler; queued: handed
+        straight to a task), due from ``first_due`` (spread at ``per_second``); their id range."""
         step_us = 0 if not per_second else 1_000_000 / per_second
         with self.db.begin() as conn:
             rows = conn.execute(
@@ -257,7 +259,7 @@ class PerfEnv:
                                       attempts_used, transport_retries, created_at)
                     SELECT t.campaign_id, t.lead_id, t.round, t.account,
                            '+1212' || (2000000 + g % 7000000)::text, t.variables, t.options, t.timing,
-                           t.retry_on, 'scheduled', t.priority,
+                           t.retry_on, :state, t.priority,
                            CAST(:due AS timestamptz) + make_interval(secs => (g * CAST(:step AS float8)) / 1e6),
                            t.window_end, now(), 0, 0, now()
                     FROM jobs t, generate_series(0, :n - 1) AS g
@@ -265,7 +267,7 @@ class PerfEnv:
                     RETURNING id
                     """
                 ),
-                {"due": first_due, "step": step_us, "n": count, "template": self.template_id},
+                {"due": first_due, "step": step_us, "n": count, "template": self.template_id, "state": state},
             ).all()
         ids = [int(r[0]) for r in rows]
         return min(ids), max(ids)
@@ -357,6 +359,18 @@ class PerfEnv:
         client.delete(key)
         span = times[-1] - times[0] if len(times) > 1 else 0.0
         return {"tasks": len(times), "span_s": span, "rate_per_s": (len(times) - 1) / span if span > 0 else 0.0}
+
+    def ideal_run(self, count: int, queue: str = QUEUE) -> dict[str, Any]:
+        """``count`` queued jobs, each sent as a ``bench.ideal`` task (as fast as one process can, like
+        the no-op), timed like the dispatch: first to last attempt's request."""
+        from bench.perf_app import IDEAL_TASK, app
+
+        lo, hi = self.insert_jobs(count, now_utc() - timedelta(seconds=1), state="queued")
+        for job_id in range(lo, hi + 1):
+            app.send_task(IDEAL_TASK, args=[job_id], queue=queue)
+        result = self.wait_attempts(lo, hi, timeout_s=max(60.0, count / 5))
+        self.clear_jobs(lo, hi)
+        return result
 
     def clear_jobs(self, lo: int, hi: int) -> None:
         with self.db.begin() as conn:

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, or_, select, text, update
+from sqlalchemy import Connection, bindparam, delete, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from outdial.models import Attempt, ProviderEvent
@@ -28,16 +28,16 @@ UNPARSED = "unparsed"
 _CALL_LOCK_NAMESPACE = 0x0CA11
 
 
+_LOCK_CALL = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))")
+
+
 def lock_call(conn: Connection, provider: str, call_id: str) -> None:
     """Serialise, until the transaction ends, everything that matches events to one call: the worker
     recording the call id (and replaying what waited for it) and a webhook looking the id up. Without
     it, on PostgreSQL each can miss the other's uncommitted write, and the event waits for the sweep.
     SQLite has one writer at a time already."""
     if conn.dialect.name == "postgresql":
-        conn.execute(
-            text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))"),
-            {"ns": _CALL_LOCK_NAMESPACE, "key": f"{provider}:{call_id}"},
-        )
+        conn.execute(_LOCK_CALL, {"ns": _CALL_LOCK_NAMESPACE, "key": f"{provider}:{call_id}"})
 
 
 def store_event(conn: Connection, values: dict[str, Any]) -> int | None:
@@ -57,18 +57,22 @@ def mark_event(conn: Connection, event_id: int, applied: str, job_id: int | None
     conn.execute(update(events).where(events.c.id == event_id).values(applied=applied, job_id=job_id))
 
 
+# Built once, bound per call: every accepted dispatch runs it.
+_UNMATCHED = (
+    select(events)
+    .where(
+        events.c.provider == bindparam("_provider"),
+        events.c.account == bindparam("_account"),
+        events.c.provider_call_id == bindparam("_call_id"),
+        events.c.applied == "unmatched",
+    )
+    .order_by(events.c.id)
+)
+
+
 def unmatched_events(conn: Connection, provider: str, account: str, call_id: str) -> Sequence[AnyRow]:
     """The account's events that arrived before the call id they name was recorded."""
-    return conn.execute(
-        select(events)
-        .where(
-            events.c.provider == provider,
-            events.c.account == account,
-            events.c.provider_call_id == call_id,
-            events.c.applied == "unmatched",
-        )
-        .order_by(events.c.id)
-    ).all()
+    return conn.execute(_UNMATCHED, {"_provider": provider, "_account": account, "_call_id": call_id}).all()
 
 
 def reported(conn: Connection, provider_call_ids: Sequence[str]) -> dict[str, list[AnyRow]]:

@@ -12,15 +12,20 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    BigInteger,
+    ClauseElement,
     Column,
     ColumnElement,
     Connection,
     FromClause,
+    Integer,
     String,
     Text,
+    bindparam,
     case,
     exists,
     func,
@@ -69,6 +74,12 @@ def check(edge: Edge, source: JobState, target: JobState) -> None:
 _EVENT_COLUMNS = ("job_id", "from_state", "to_state", "reason", "attempt", "at")
 # What a follow-on statement (the attempt of ``begin_dial``) builds from the moved rows.
 Then = Callable[[FromClause], ReturningInsert[Any]]
+# Statements of a fixed shape (see ``transition``'s ``shape``), built once per process: building,
+# and keying SQLAlchemy's compiled cache on, a fresh expression tree cost more CPU per dispatch
+# than the rest of its database work. Bound to values at execution; the SQL sent is the same.
+_SHAPED: dict[tuple[Any, ...], Any] = {}
+# The job a shaped single-job statement moves (bound per call).
+JOB_ID = bindparam("_job_id", type_=BigInteger())
 
 
 def transition(
@@ -82,6 +93,9 @@ def transition(
     values: Mapping[str, Any] | None = None,
     returning: Sequence[Column[Any]] = (),
     then: Then | None = None,
+    *,
+    shape: str | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Sequence[AnyRow]:
     """The one place a job's state changes: ``source -> target`` for the jobs ``where`` selects
     that are still in ``source``, with one ``job_events`` row per job moved, in the caller's
@@ -90,35 +104,33 @@ def transition(
     An edge the table does not hold raises before anything is written. On PostgreSQL the
     update, the events and ``then`` are one statement (data-modifying CTEs): no round trip
     is added to the dispatch path.
+
+    ``now``, ``reason`` and the plain values of ``values`` are always bound. A caller on the
+    hot path names the statement's ``shape``: the same name must always come with the same
+    ``where`` (made of ``bindparam``s, their values in ``params``), value keys (and SQL
+    expressions among them), ``returning`` and ``then``; the statement is then built once.
     """
     check(edge, source, target)
-    moving = (
-        update(jobs)
-        .where(jobs.c.state == source, *where)
-        .values(state=target, state_changed_at=now, **(values or {}))
-        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
-    )
-    if conn.dialect.name == "postgresql":
-        moved = moving.cte("moved")
-        logged = (
-            insert(job_events)
-            .from_select(
-                _EVENT_COLUMNS,
-                select(
-                    moved.c.id,
-                    literal(source.value, String),
-                    literal(target.value, String),
-                    literal(reason, Text),
-                    moved.c.attempts_used,
-                    literal(now, job_events.c.at.type),
-                ),
-            )
-            .cte("logged")
-        )
-        final = then(moved) if then is not None else select(moved)
-        return conn.execute(final.add_cte(moved, logged)).all()
+    values = dict(values or {})
+    bound = {**(params or {}), "_now": now, "_reason": reason}
+    setting: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, ClauseElement):
+            setting[name] = value
+        else:
+            setting[name] = bindparam(f"_v_{name}", type_=jobs.c[name].type)
+            bound[f"_v_{name}"] = value
+    postgres = conn.dialect.name == "postgresql"
+    key = None if shape is None else (shape, postgres, edge, source, target, tuple(sorted(setting)))
+    if postgres:
+        statement = _SHAPED.get(key) if key is not None else None
+        if statement is None:
+            statement = _postgres_transition(source, target, where, setting, returning, then)
+            if key is not None:
+                _SHAPED[key] = statement
+        return conn.execute(statement, bound).all()
     # SQLite runs no data-modifying CTE: the same statements in turn (in-process, no round trip).
-    rows = conn.execute(moving).all()
+    rows = conn.execute(_moving(source, target, where, setting, returning), bound).all()
     if rows:
         conn.execute(
             insert(job_events),
@@ -130,7 +142,53 @@ def transition(
         )
     if then is None or not rows:
         return rows if then is None else []
-    return conn.execute(then(select(jobs).where(jobs.c.id.in_([r.id for r in rows])).subquery("moved"))).all()
+    moved = select(jobs).where(jobs.c.id.in_([r.id for r in rows])).subquery("moved")
+    return conn.execute(then(moved), bound).all()
+
+
+def _moving(
+    source: JobState,
+    target: JobState,
+    where: Sequence[ColumnElement[bool]],
+    setting: Mapping[str, Any],
+    returning: Sequence[Column[Any]],
+) -> Any:
+    """The conditional UPDATE of a transition, with ``_now`` to bind."""
+    return (
+        update(jobs)
+        .where(jobs.c.state == source, *where)
+        .values(state=target, state_changed_at=bindparam("_now", type_=jobs.c.state_changed_at.type), **setting)
+        .returning(jobs.c.id, jobs.c.attempts_used, *returning)
+    )
+
+
+def _postgres_transition(
+    source: JobState,
+    target: JobState,
+    where: Sequence[ColumnElement[bool]],
+    setting: Mapping[str, Any],
+    returning: Sequence[Column[Any]],
+    then: Then | None,
+) -> Any:
+    """``transition``'s one statement on PostgreSQL, with ``_now`` and ``_reason`` to bind."""
+    moved = _moving(source, target, where, setting, returning).cte("moved")
+    logged = (
+        insert(job_events)
+        .from_select(
+            _EVENT_COLUMNS,
+            select(
+                moved.c.id,
+                literal(source.value, String),
+                literal(target.value, String),
+                bindparam("_reason", type_=Text()),
+                moved.c.attempts_used,
+                bindparam("_now", type_=job_events.c.at.type),
+            ),
+        )
+        .cte("logged")
+    )
+    final = then(moved) if then is not None else select(moved)
+    return final.add_cte(moved, logged)
 
 
 def _move(
@@ -144,7 +202,10 @@ def _move(
     **values: Any,
 ) -> bool:
     """One job through ``edge`` (``why`` goes to its event); False if it was no longer in ``source``."""
-    return bool(transition(conn, edge, source, target, now, (jobs.c.id == job_id,), why, values))
+    moved = transition(
+        conn, edge, source, target, now, (jobs.c.id == JOB_ID,), why, values, shape="one", params={"_job_id": job_id}
+    )
+    return bool(moved)
 
 
 def job_events_of(conn: Connection, job_id: int) -> Sequence[AnyRow]:
@@ -298,10 +359,15 @@ def get_job(conn: Connection, job_id: int) -> AnyRow | None:
     return conn.execute(select(jobs).where(jobs.c.id == job_id)).first()
 
 
+# Built once (bound per call): the dispatch path's reads and writes run on every call.
+_JOB_TO_DISPATCH = select(jobs, exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")).where(
+    jobs.c.id == JOB_ID
+)
+
+
 def job_to_dispatch(conn: Connection, job_id: int) -> AnyRow | None:
     """The job, with ``do_not_call``: whether its number is on the list (one query for both)."""
-    listed = exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")
-    return conn.execute(select(jobs, listed).where(jobs.c.id == job_id)).first()
+    return conn.execute(_JOB_TO_DISPATCH, {"_job_id": job_id}).first()
 
 
 # Scheduler ------------------------------------------------------------------------------
@@ -478,6 +544,35 @@ class DialStart:
     due_at: datetime | None
 
 
+# ``begin_dial``'s statement, bound per call: the job as it was read ...
+_BEGIN_DIAL_AS_READ = (
+    jobs.c.id == JOB_ID,
+    jobs.c.attempts_used == bindparam("_attempts_used", type_=Integer()),
+    jobs.c.transport_retries == bindparam("_transport_retries", type_=Integer()),
+)
+# ... a resend keeps its attempt number, anything else takes the next one ...
+_BEGIN_DIAL_NUMBER = case(
+    ((jobs.c.transport_retries > 0) & (jobs.c.attempts_used > 0), jobs.c.attempts_used),
+    else_=jobs.c.attempts_used + 1,
+)
+
+
+def _attempt_row(moved: FromClause) -> ReturningInsert[Any]:
+    """... and its attempt row, with the job's request count taken inside the INSERT (one round trip less)."""
+    seq = select(func.count() + 1).where(attempts.c.job_id == moved.c.id).scalar_subquery()
+    row = select(
+        moved.c.id,
+        moved.c.attempts_used,
+        seq,
+        moved.c.account,
+        bindparam("_provider", type_=String()),
+        moved.c.next_due_at,
+        bindparam("_now", type_=attempts.c.requested_at.type),
+    )
+    columns = ("job_id", "number", "seq", "account", "provider", "due_at", "requested_at")
+    return insert(attempts).from_select(columns, row).returning(attempts.c.id, attempts.c.number)
+
+
 def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> DialStart | None:
     """``queued -> dialing`` and the attempt row, in the caller's transaction; None if the job moved on.
 
@@ -489,34 +584,21 @@ def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> D
     After this commits, a request may leave at any moment: a crash from here on
     leaves the job in ``dialing`` for reconciliation, never for a blind redial.
     """
-    resend = (jobs.c.transport_retries > 0) & (jobs.c.attempts_used > 0)
-    as_read = (
-        jobs.c.id == job.id,
-        jobs.c.attempts_used == job.attempts_used,
-        jobs.c.transport_retries == job.transport_retries,
-    )
-    number = case((resend, jobs.c.attempts_used), else_=jobs.c.attempts_used + 1)
-
-    def attempt_row(moved: FromClause) -> ReturningInsert[Any]:
-        # The job's request count, taken inside the INSERT: one round trip less per dispatch.
-        seq = select(func.count() + 1).where(attempts.c.job_id == moved.c.id).scalar_subquery()
-        row = select(
-            moved.c.id,
-            moved.c.attempts_used,
-            seq,
-            moved.c.account,
-            literal(provider, String),
-            moved.c.next_due_at,
-            literal(now, attempts.c.requested_at.type),
-        )
-        columns = ("job_id", "number", "seq", "account", "provider", "due_at", "requested_at")
-        return insert(attempts).from_select(columns, row).returning(attempts.c.id, attempts.c.number)
-
-    returning = (jobs.c.account, jobs.c.next_due_at)
     why = f"provider {provider}"
-    values = {"attempts_used": number}
+    as_read = {"_job_id": job.id, "_attempts_used": job.attempts_used, "_transport_retries": job.transport_retries}
     started = transition(
-        conn, Edge.BEGIN_DIAL, JobState.QUEUED, JobState.DIALING, now, as_read, why, values, returning, attempt_row
+        conn,
+        Edge.BEGIN_DIAL,
+        JobState.QUEUED,
+        JobState.DIALING,
+        now,
+        _BEGIN_DIAL_AS_READ,
+        why,
+        {"attempts_used": _BEGIN_DIAL_NUMBER},
+        (jobs.c.account, jobs.c.next_due_at),
+        _attempt_row,
+        shape="begin_dial",
+        params=as_read | {"_provider": provider},
     )
     if not started:
         return None
@@ -526,8 +608,18 @@ def begin_dial(conn: Connection, job: AnyRow, provider: str, now: datetime) -> D
     )
 
 
+_ATTEMPT_ID = bindparam("_attempt_id", type_=BigInteger())
+
+
+@cache
+def _record_response(columns: tuple[str, ...]) -> Any:
+    bound = {c: bindparam(f"_v_{c}", type_=attempts.c[c].type) for c in columns}
+    return update(attempts).where(attempts.c.id == _ATTEMPT_ID).values(bound)
+
+
 def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
-    conn.execute(update(attempts).where(attempts.c.id == attempt_id).values(**values))
+    statement = _record_response(tuple(sorted(values)))
+    conn.execute(statement, {"_attempt_id": attempt_id} | {f"_v_{c}": v for c, v in values.items()})
 
 
 def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:

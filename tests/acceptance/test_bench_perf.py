@@ -17,6 +17,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 KEYS = (
     "dispatch_ratio",
+    "dispatch_ideal_ratio",
     "latency_hiding_ratio",
     "scheduler_backlog_ratio",
     "worker_memory_ratio",
@@ -55,4 +56,7 @@ def test_quick_perf_run_reports_every_figure() -> None:
     assert all(any(line.startswith(key) for line in lines[:-1]) for key in KEYS)
     report = json.loads((REPO / "bench" / "results" / "perf-quick.json").read_text())
     assert report["dispatch"]["runs"][0]["dispatch_0ms"]["complete"]
+    # The ideal task (the second baseline) placed every one of its calls too.
+    assert report["dispatch"]["runs"][0]["ideal"]["complete"]
+    assert report["dispatch"]["ideal_per_s"] > 0
     assert report["naive_eta"]["held_by_worker"] > 0

@@ -144,3 +144,27 @@ def test_begin_dial_is_one_statement_on_postgresql(engine: Engine) -> None:
         ]
         assert [(a.number, a.seq, a.provider) for a in job_store.attempts_of(conn, job.id)] == [(1, 1, "callkaro")]
     assert len(statements) == (1 if engine.dialect.name == "postgresql" else 3), statements
+
+
+def test_a_reused_statement_binds_each_calls_own_job_reason_and_values(engine: Engine) -> None:
+    """Shaped statements are built once per process (``transition``'s ``shape``): each call must
+    still move only its own job, as it was read, with its own time, reason and values."""
+    with engine.begin() as conn:
+        first, second, bystander = (job_in(conn, JobState.QUEUED) for _ in range(3))
+        assert job_store.begin_dial(conn, first, "callkaro", NOW) is not None
+        assert job_store.begin_dial(conn, second, "vapi", LATER) is not None
+        # The same job as read before the move: its as-read guard no longer holds.
+        assert job_store.begin_dial(conn, first, "callkaro", LATER) is None
+        assert job_store.accept(conn, first.id, "call-a", NOW)
+        assert job_store.accept(conn, second.id, "call-b", LATER)
+        assert not job_store.accept(conn, second.id, "call-c", LATER)  # no longer dialing
+    with engine.connect() as conn:
+        a, b, c = (job_store.get_job(conn, j.id) for j in (first, second, bystander))
+        assert a is not None and b is not None and c is not None
+        assert (a.state, a.provider_call_id, a.attempts_used) == (JobState.ACCEPTED, "call-a", 1)
+        assert (b.state, b.provider_call_id, b.attempts_used) == (JobState.ACCEPTED, "call-b", 1)
+        assert c.state == JobState.QUEUED and c.attempts_used == 0
+        reasons = [(e.to_state, e.reason) for e in job_store.job_events_of(conn, second.id)]
+        assert reasons == [(JobState.DIALING, "provider vapi"), (JobState.ACCEPTED, "call call-b")]
+        providers = [job_store.open_attempt(conn, j.id).provider for j in (first, second)]  # type: ignore[union-attr]
+        assert providers == ["callkaro", "vapi"]
