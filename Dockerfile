@@ -24,11 +24,11 @@ ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PATH=/opt/outdial/bin:$PATH \
     OUTDIAL_ACCOUNTS_FILE=/etc/outdial/accounts.toml \
-    OUTDIAL_DATA_DIR=/var/lib/outdial \
+    OUTDIAL_DATA_DIR=/var/lib/outdial/data \
     OUTDIAL_LOG_FORMAT=json
 RUN groupadd --system --gid 10001 outdial \
  && useradd --system --uid 10001 --gid outdial --home-dir /var/lib/outdial --shell /usr/sbin/nologin outdial \
- && mkdir -p /var/lib/outdial/metrics \
+ && mkdir -p /var/lib/outdial/metrics /var/lib/outdial/data \
  && chown -R outdial:outdial /var/lib/outdial
 COPY --from=build /opt/outdial /opt/outdial
 COPY config/accounts.toml /etc/outdial/accounts.toml

@@ -360,3 +360,44 @@ class ApiKey(Base):
     scopes: Mapped[list[Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+
+
+class ImportState(StrEnum):
+    """An uploaded lead list: waiting for a worker, being imported, or ended one way or the other."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class LeadImport(Base):
+    """A CSV lead list uploaded over HTTP and imported by a worker: its progress, then its result.
+
+    The counts grow as the worker goes (rows read, accepted, rejected); when it is done they are
+    the import's summary, with ``rows = accepted + rejected + duplicates + suppressed``.
+    """
+
+    __tablename__ = "imports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    state: Mapped[str] = mapped_column(String(20), default=ImportState.QUEUED)
+    # The name the uploader gave the file, shown back; never used as a path.
+    file_name: Mapped[str | None] = mapped_column(String(255))
+    # The import's options (default_region, phone_column), as given.
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The API key that uploaded it.
+    uploaded_by: Mapped[str | None] = mapped_column(String(100))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    duplicates: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    # Whether a report of rejected rows exists to download (GET /imports/{id}/report.csv).
+    has_report: Mapped[bool] = mapped_column(default=False)
+    # Why a failed import imported nothing: the whole file's one-line reason.
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

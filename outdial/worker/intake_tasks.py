@@ -1,4 +1,5 @@
-"""The Celery interface for other services: ``outdial.enqueue_call`` and ``outdial.import_leads``.
+"""The Celery interface for other services: ``outdial.enqueue_call`` and ``outdial.import_leads``;
+and ``outdial.run_import``, which imports a lead list uploaded over HTTP.
 
 Both take plain JSON keyword arguments, are validated with the same pydantic
 models as the HTTP API (:class:`outdial.services.intake.enqueue.CallBody`,
@@ -28,9 +29,12 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from outdial import logs
+from outdial.embedded import broker_url
 from outdial.errors import Conflict, InputError
+from outdial.models import ImportState
 from outdial.services.intake.csv_import import ImportFailed, import_csv
 from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
+from outdial.services.intake.uploads import Upload, give_up, run_upload
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.requests import IdempotencyKey, ImportLeadsTask
 from outdial.services.timing.spec import SpecError
@@ -41,6 +45,7 @@ from outdial.worker.shown import MaskedEnqueueRequest
 
 ENQUEUE_TASK = "outdial.enqueue_call"
 IMPORT_TASK = "outdial.import_leads"
+RUN_IMPORT_TASK = "outdial.run_import"
 
 log = logging.getLogger("outdial.intake_tasks")
 _key = TypeAdapter(IdempotencyKey | None)
@@ -142,3 +147,46 @@ def import_leads_task(**kwargs: Any) -> dict[str, object]:
     summary = import_from_kwargs(get_engine(), get_settings(), kwargs)
     log.info("leads imported", extra=logs.fields(campaign=kwargs.get("campaign"), **summary))
     return summary
+
+
+class UploadRefused(InputError):
+    """The uploaded file was refused as a whole; the import imported nothing. Never retried."""
+
+
+def send_run_import(upload: Upload, settings: Settings) -> None:
+    """Queue the import of a stored upload on the broker and queue of ``settings``; Flower shows its
+    campaign and import id."""
+    shown = f"{{'import_id': '{upload.import_id}', 'campaign': {upload.campaign!r}}}"
+    with app.connection_for_write(broker_url(settings)) as connection:
+        app.send_task(
+            RUN_IMPORT_TASK,
+            kwargs={"import_id": upload.import_id},
+            kwargsrepr=shown,
+            queue=settings.queue,
+            connection=connection,
+        )
+
+
+@app.task(name=RUN_IMPORT_TASK, throws=(TaskRefused, UploadRefused), **_RETRY)  # type: ignore[untyped-decorator]
+def run_import_task(import_id: str) -> dict[str, object]:
+    """Import a lead list uploaded with ``POST /campaigns/{name}/leads``; progress is in ``GET /imports/{id}``."""
+    engine = get_engine()
+    try:
+        ended = run_upload(engine, get_settings(), import_id)
+    except OperationalError:
+        raise  # the database is away: retried, the import still running
+    except Exception as exc:
+        reason = f"the import stopped on an internal error ({type(exc).__name__}); see the worker log"
+        give_up(engine, import_id, reason)
+        raise
+    if ended is None:
+        raise TaskRefused(f"import_id: no import {import_id!r}")
+    summary = {k: ended._mapping[k] for k in ("rows", "accepted", "rejected", "duplicates", "suppressed")}
+    log.info(
+        "upload imported",
+        extra=logs.fields(import_id=import_id, campaign=ended.campaign, state=ended.state, **summary),
+    )
+    if ended.state == ImportState.FAILED:
+        # FAILURE in Flower, with the reason, rather than a SUCCESS that imported nothing.
+        raise UploadRefused(f"import {import_id} failed: {ended.error}")
+    return {"import_id": import_id, "state": ended.state, **summary}

@@ -32,7 +32,7 @@ from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store.db import make_engine, upgrade
-from tests.conftest import ACCOUNTS_TOML, REDIS_URL
+from tests.conftest import ACCOUNTS_TOML, REDIS_URL, delete_redis_keys, redis_keys_of
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +69,8 @@ def _database() -> Iterator[None]:
     yield
     ENGINE.dispose()
     shutil.rmtree(HOME, ignore_errors=True)
+    # Uploads queued imports that no worker here takes.
+    delete_redis_keys(REDIS_URL, redis_keys_of(SETTINGS))
 
 
 @pytest.fixture(autouse=True)

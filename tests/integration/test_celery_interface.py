@@ -10,15 +10,12 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-from celery import Celery, signals
-from celery.contrib.testing.worker import start_worker
+from celery import signals
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
@@ -28,11 +25,11 @@ from outdial.models import Job
 from outdial.services.campaigns import create_campaign
 from outdial.services.providers.accounts import load_accounts
 from outdial.services.timing.spec import TimingFields
-from outdial.settings import Settings, reset_settings
+from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import table
 from outdial.worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
-from tests.conftest import delete_redis_keys, redis_keys_of
+from tests.integration.conftest import wait_for
 
 jobs = table(Job)
 BODY: dict[str, Any] = {
@@ -54,48 +51,9 @@ BODY: dict[str, Any] = {
 MADE_AT = {"id", "idempotency_key", "created_at", "state_changed_at"}
 
 
-@pytest.fixture
-def worker(
-    engine: Engine, settings: Settings, redis_url: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., None]]:
-    """A worker on this test's queue and database; yields ``send(task, **kwargs)``."""
-    env = {
-        "OUTDIAL_REDIS_URL": redis_url,
-        "OUTDIAL_DATABASE_URL": engine.url.render_as_string(hide_password=False),
-        "OUTDIAL_QUEUE": settings.queue,
-        "OUTDIAL_ACCOUNTS_FILE": str(settings.accounts_file),
-        "OUTDIAL_DATA_DIR": str(settings.data_dir),
-    }
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    reset_settings()
-    from outdial.worker.app import app
-
-    # Explicit too: another test in this process may have read the app's configuration first.
-    app.conf.update(broker_url=redis_url, task_default_queue=settings.queue)
-    caller = Celery(broker=redis_url)
-    with start_worker(app, pool="solo", perform_ping_check=False, queues=[settings.queue], shutdown_timeout=30):
-
-        def send(task: str, **kwargs: Any) -> None:
-            caller.send_task(task, kwargs=kwargs, queue=settings.queue)
-
-        yield send
-    caller.close()
-    # Kombu keeps each queue's bindings without a TTL: this test's queue is gone with it.
-    delete_redis_keys(redis_url, redis_keys_of(settings))
-
-
 def job_rows(engine: Engine) -> list[dict[str, Any]]:
     with engine.connect() as conn:
         return [dict(r._mapping) for r in conn.execute(select(jobs).order_by(jobs.c.id))]
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out waiting for the worker")
-        time.sleep(0.1)
 
 
 def keyed(engine: Engine, key: str) -> bool:

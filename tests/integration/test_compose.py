@@ -255,3 +255,15 @@ def test_dashboard_asks_only_for_metrics_that_are_exposed(sqlite_url: str, redis
         "outdial_circuit_breakers_open",
     }
     assert wanted <= asked
+
+
+def test_uploads_are_on_a_data_directory_the_api_and_workers_share() -> None:
+    # The API stores an upload under OUTDIAL_DATA_DIR and a worker imports it from there.
+    data_dir = re.search(r"OUTDIAL_DATA_DIR=(\S+)", (REPO / "Dockerfile").read_text())
+    assert data_dir is not None
+    assert f"mkdir -p /var/lib/outdial/metrics {data_dir[1]}" in (REPO / "Dockerfile").read_text()
+    for name in ("api", "worker"):
+        assert environment(SERVICES[name]).get("OUTDIAL_DATA_DIR", data_dir[1]) == data_dir[1]
+        volumes = {str(v).split(":")[1]: str(v).split(":")[0] for v in SERVICES[name]["volumes"]}
+        assert volumes.get(data_dir[1]) == "data", f"{name} must mount the shared data volume at {data_dir[1]}"
+    assert "data" in COMPOSE["volumes"]

@@ -176,3 +176,9 @@ class Table:
     def __iter__(self) -> Iterator[Record]:
         """The data records after the header."""
         return self._records()
+
+
+def check_encoding(source: BinaryIO) -> None:
+    """Read ``source`` to its end; raise :class:`UnreadableTable` (naming offset and line) unless it is UTF-8."""
+    for _lines in _decoded_chunks(source, _read_start(source)):
+        pass
