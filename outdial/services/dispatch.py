@@ -30,7 +30,6 @@ from outdial.services.timing.rules import Closed, recheck
 from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
 from outdial.store import AnyRow
-from outdial.store import campaigns as campaign_store
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 from outdial.vocab import Outcome
@@ -200,17 +199,14 @@ class Dispatcher:
         if job.do_not_call:  # read with the job (job_store.job_to_dispatch)
             job_store.suppress(conn, job.id, now)
             return Dispatched(Step.SUPPRESSED)
-        calls_per_minute: int | None = None
-        if job.campaign_id is not None:
-            campaign = campaign_store.by_id(conn, job.campaign_id)
-            state = campaign.state if campaign is not None else None
-            calls_per_minute = campaign.calls_per_minute if campaign is not None else None
-            if state == CampaignState.CANCELLED:
-                job_store.cancel(conn, job.id, JobState.QUEUED, now)
-                return Dispatched(Step.CANCELLED)
-            if state == CampaignState.PAUSED:
-                job_store.postpone(conn, job.id, now, "campaign paused")
-                return Dispatched(Step.PAUSED)
+        # The campaign's state and limit are read with the job (job_store.job_to_dispatch).
+        calls_per_minute: int | None = job.campaign_calls_per_minute
+        if job.campaign_state == CampaignState.CANCELLED:
+            job_store.cancel(conn, job.id, JobState.QUEUED, now)
+            return Dispatched(Step.CANCELLED)
+        if job.campaign_state == CampaignState.PAUSED:
+            job_store.postpone(conn, job.id, now, "campaign paused")
+            return Dispatched(Step.PAUSED)
         open_until = self._open_until(conn, job, now)
         return open_until if isinstance(open_until, Dispatched) else calls_per_minute
 
@@ -277,27 +273,28 @@ class Dispatcher:
     ) -> None:
         if result.provider_call_id is not None:
             event_store.lock_call(conn, account.provider, result.provider_call_id)
-        job_store.record_response(
-            conn,
-            start.attempt_id,
+        response = {
             **({} if written is None else {"requested_at": written}),
-            responded_at=now,
-            latency_ms=latency_ms,
-            http_status=result.http_status,
-            provider_call_id=result.provider_call_id,
-            result=result.verdict,
-            error_code=result.error_code,
-            error=result.message,
-        )
+            "responded_at": now,
+            "latency_ms": latency_ms,
+            "http_status": result.http_status,
+            "provider_call_id": result.provider_call_id,
+            "result": result.verdict,
+            "error_code": result.error_code,
+            "error": result.message,
+        }
         dialing = JobState.DIALING
         if result.verdict == Verdict.ACCEPTED:
-            assert result.provider_call_id is not None
-            if not job_store.accept(conn, job.id, result.provider_call_id, now):
+            call_id = result.provider_call_id
+            assert call_id is not None
+            if not job_store.accept_answer(conn, job.id, start.attempt_id, call_id, now, **response):
                 # The dialing lease gave up on this worker and declared the call unknown: it stays
                 # unknown (never redialled), but now names its call, so the outcome settles it.
-                job_store.record_call(conn, job.id, result.provider_call_id, now)
-            replay_unmatched(conn, account.provider, account.name, result.provider_call_id, now, self.settings)
-        elif result.verdict == Verdict.RETRY_SAFE:
+                job_store.record_call(conn, job.id, call_id, now)
+            replay_unmatched(conn, account.provider, account.name, call_id, now, self.settings)
+            return
+        job_store.record_response(conn, start.attempt_id, **response)
+        if result.verdict == Verdict.RETRY_SAFE:
             self._resend_later(conn, job, start, result, now)
         elif result.verdict == Verdict.UNKNOWN:
             reason = f"outcome unknown: {result.error_code}: {result.message}"

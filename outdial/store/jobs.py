@@ -23,6 +23,7 @@ from sqlalchemy import (
     Connection,
     FromClause,
     Integer,
+    Select,
     String,
     Text,
     bindparam,
@@ -73,7 +74,7 @@ def check(edge: Edge, source: JobState, target: JobState) -> None:
 
 _EVENT_COLUMNS = ("job_id", "from_state", "to_state", "reason", "attempt", "at")
 # What a follow-on statement (the attempt of ``begin_dial``) builds from the moved rows.
-Then = Callable[[FromClause], ReturningInsert[Any]]
+Then = Callable[[FromClause], ReturningInsert[Any] | Select[Any]]
 # Statements of a fixed shape (see ``transition``'s ``shape``), built once per process: building,
 # and keying SQLAlchemy's compiled cache on, a fresh expression tree cost more CPU per dispatch
 # than the rest of its database work. Bound to values at execution; the SQL sent is the same.
@@ -360,13 +361,21 @@ def get_job(conn: Connection, job_id: int) -> AnyRow | None:
 
 
 # Built once (bound per call): the dispatch path's reads and writes run on every call.
-_JOB_TO_DISPATCH = select(jobs, exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call")).where(
-    jobs.c.id == JOB_ID
+_JOB_TO_DISPATCH = (
+    select(
+        jobs,
+        exists().where(dnc.c.phone == jobs.c.to_number).label("do_not_call"),
+        campaigns.c.state.label("campaign_state"),
+        campaigns.c.calls_per_minute.label("campaign_calls_per_minute"),
+    )
+    .select_from(jobs.outerjoin(campaigns, campaigns.c.id == jobs.c.campaign_id))
+    .where(jobs.c.id == JOB_ID)
 )
 
 
 def job_to_dispatch(conn: Connection, job_id: int) -> AnyRow | None:
-    """The job, with ``do_not_call``: whether its number is on the list (one query for both)."""
+    """The job, with ``do_not_call`` (whether its number is on the list) and its campaign's
+    ``campaign_state`` and ``campaign_calls_per_minute`` (None without a campaign): one query for all."""
     return conn.execute(_JOB_TO_DISPATCH, {"_job_id": job_id}).first()
 
 
@@ -620,6 +629,42 @@ def _record_response(columns: tuple[str, ...]) -> Any:
 def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
     statement = _record_response(tuple(sorted(values)))
     conn.execute(statement, {"_attempt_id": attempt_id} | {f"_v_{c}": v for c, v in values.items()})
+
+
+@cache
+def _answered(columns: tuple[str, ...]) -> Then:
+    """``accept``'s follow-on on PostgreSQL: the attempt's answer written in the same statement."""
+
+    def then(moved: FromClause) -> Select[Any]:
+        bound = {c: bindparam(f"_r_{c}", type_=attempts.c[c].type) for c in columns}
+        answered = update(attempts).where(attempts.c.id == _ATTEMPT_ID).values(bound).returning(attempts.c.id)
+        # A data-modifying CTE runs whether or not the job moved: the answer is always recorded.
+        return select(moved.c.id).add_cte(answered.cte("answered"))
+
+    return then
+
+
+def accept_answer(conn: Connection, job_id: int, attempt_id: int, call_id: str, now: datetime, **response: Any) -> bool:
+    """:func:`record_response` of the attempt, then :func:`accept` of its job: one statement on PostgreSQL
+    (the answer of every accepted dispatch). False if the job was no longer dialing."""
+    if conn.dialect.name != "postgresql":
+        record_response(conn, attempt_id, **response)
+        return accept(conn, job_id, call_id, now)
+    columns = tuple(sorted(response))
+    moved = transition(
+        conn,
+        Edge.ACCEPT,
+        JobState.DIALING,
+        JobState.ACCEPTED,
+        now,
+        (jobs.c.id == JOB_ID,),
+        f"call {call_id}",
+        {"provider_call_id": call_id, "transport_retries": 0},
+        then=_answered(columns),
+        shape="accept_answer:" + ",".join(columns),
+        params={"_job_id": job_id, "_attempt_id": attempt_id} | {f"_r_{c}": v for c, v in response.items()},
+    )
+    return bool(moved)
 
 
 def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:

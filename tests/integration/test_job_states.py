@@ -168,3 +168,38 @@ def test_a_reused_statement_binds_each_calls_own_job_reason_and_values(engine: E
         assert reasons == [(JobState.DIALING, "provider vapi"), (JobState.ACCEPTED, "call call-b")]
         providers = [job_store.open_attempt(conn, j.id).provider for j in (first, second)]  # type: ignore[union-attr]
         assert providers == ["callkaro", "vapi"]
+
+
+def test_accept_answer_records_the_attempt_and_accepts_in_one_statement_on_postgresql(engine: Engine) -> None:
+    """The accepted dispatch's answer: the attempt's response and ``dialing -> accepted`` with its event;
+    the response is recorded even when the job has moved on (the dialing lease declared it unknown)."""
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with engine.begin() as conn:
+        dialing = [job_in(conn, JobState.QUEUED) for _ in range(2)]
+        starts = [job_store.begin_dial(conn, job, "callkaro", NOW) for job in dialing]
+        assert job_store.mark_unknown(conn, dialing[1].id, JobState.DIALING, NOW, "lease ran out")
+        event.listen(conn, "before_cursor_execute", count)
+        results = [
+            job_store.accept_answer(
+                conn, job.id, start.attempt_id, f"call-{job.id}", LATER, http_status=201, result="accepted"
+            )
+            for job, start in zip(dialing, starts, strict=True)
+            if start is not None
+        ]
+        event.remove(conn, "before_cursor_execute", count)
+        assert results == [True, False]
+        for job in dialing:
+            (attempt,) = job_store.attempts_of(conn, job.id)
+            assert (attempt.http_status, attempt.result) == (201, "accepted")
+        accepted = job_store.get_job(conn, dialing[0].id)
+        assert accepted is not None and (accepted.state, accepted.provider_call_id) == (
+            "accepted",
+            f"call-{dialing[0].id}",
+        )
+        assert [e.to_state for e in job_store.job_events_of(conn, dialing[0].id)] == ["dialing", "accepted"]
+        assert [e.to_state for e in job_store.job_events_of(conn, dialing[1].id)] == ["dialing", "unknown"]
+    assert len(statements) == (2 if engine.dialect.name == "postgresql" else 5), statements
