@@ -45,6 +45,7 @@ from bench.perf_env import PerfEnv, later, now_utc, rss_tree
 TARGETS = {
     "dispatch_ratio": ">= 0.7",
     "dispatch_ideal_ratio": ">= 0.85",
+    "paced_ideal_ratio": ">= 0.75",
     "latency_hiding_ratio": ">= 0.8",
     "scheduler_backlog_ratio": "<= 1.5",
     "worker_memory_ratio": "<= 1.2",
@@ -87,8 +88,8 @@ def median(values: list[float]) -> float:
 # --- 1 and 2: dispatch ------------------------------------------------------------------
 
 
-def dispatch_run(env: PerfEnv, calls: int) -> dict[str, Any]:
-    lo, hi = env.insert_jobs(calls, now_utc() - timedelta(seconds=1))
+def dispatch_run(env: PerfEnv, calls: int, paced: bool = False) -> dict[str, Any]:
+    lo, hi = env.insert_jobs(calls, now_utc() - timedelta(seconds=1), paced=paced)
     result = env.wait_attempts(lo, hi, timeout_s=max(60.0, calls / 5))
     env.clear_jobs(lo, hi)
     return result
@@ -107,17 +108,19 @@ def dispatch_repetitions(env: PerfEnv, sizes: Sizes, latency: bool, label: str) 
     dispatch_run(env, sizes.warm_calls)
     env.noop_run(sizes.warm_calls)
     env.ideal_run(sizes.warm_calls)
-    noop_rates, ideal_rates, call_rates, slow_rates = [], [], [], []
+    noop_rates, ideal_rates, call_rates, paced_rates, slow_rates = [], [], [], [], []
     runs: list[dict[str, Any]] = []
     for i in range(sizes.repeats):
         noop = env.noop_run(sizes.calls)
         env.configure_sim(latency_ms=0)
         ideal = env.ideal_run(sizes.calls)
         fast = dispatch_run(env, sizes.calls)
-        run = {"noop": noop, "ideal": ideal, "dispatch_0ms": fast}
+        paced = dispatch_run(env, sizes.calls, paced=True)
+        run = {"noop": noop, "ideal": ideal, "dispatch_0ms": fast, "dispatch_paced": paced}
         noop_rates.append(noop["rate_per_s"])
         ideal_rates.append(ideal["rate_per_s"])
         call_rates.append(fast["rate_per_s"])
+        paced_rates.append(paced["rate_per_s"])
         slow_text = ""
         if latency:
             env.configure_sim(latency_ms=250)
@@ -130,7 +133,8 @@ def dispatch_repetitions(env: PerfEnv, sizes: Sizes, latency: bool, label: str) 
         log(
             f"{label} run {i + 1}: no-op {noop['rate_per_s']:.0f}/s, ideal {ideal['rate_per_s']:.0f}/s "
             f"({ideal['attempts']}/{ideal['expected']}), dispatch {fast['rate_per_s']:.0f}/s "
-            f"({fast['attempts']}/{fast['expected']}){slow_text}"
+            f"({fast['attempts']}/{fast['expected']}), paced {paced['rate_per_s']:.0f}/s "
+            f"({paced['attempts']}/{paced['expected']}){slow_text}"
         )
     part: dict[str, Any] = {
         "calls_per_run": sizes.calls,
@@ -140,6 +144,8 @@ def dispatch_repetitions(env: PerfEnv, sizes: Sizes, latency: bool, label: str) 
         "dispatch_per_s": median(call_rates),
         "dispatch_ratio": round(median([c / n for c, n in zip(call_rates, noop_rates, strict=True) if n]), 3),
         "dispatch_ideal_ratio": round(median([c / i for c, i in zip(call_rates, ideal_rates, strict=True) if i]), 3),
+        "dispatch_paced_per_s": median(paced_rates),
+        "paced_ideal_ratio": round(median([p / i for p, i in zip(paced_rates, ideal_rates, strict=True) if i]), 3),
     }
     if latency:
         part["dispatch_250ms_per_s"] = median(slow_rates)
@@ -157,7 +163,7 @@ def dispatch_scenarios(env: PerfEnv, sizes: Sizes, report: dict[str, Any], worke
     env.start_scheduler()
     part = dispatch_repetitions(env, sizes, latency=True, label="1 worker:")
     report["dispatch"] = part
-    for key in ("dispatch_ratio", "dispatch_ideal_ratio", "latency_hiding_ratio"):
+    for key in ("dispatch_ratio", "dispatch_ideal_ratio", "paced_ideal_ratio", "latency_hiding_ratio"):
         report[key] = part[key]
     for name in names:
         env.kill(name)
@@ -390,6 +396,7 @@ def table(report: dict[str, Any]) -> str:
     details = {
         "dispatch_ratio": _detail(report, "dispatch", "dispatch {dispatch_per_s:.0f}/s vs no-op {noop_per_s:.0f}/s"),
         "dispatch_ideal_ratio": _detail(report, "dispatch", "vs the ideal task {ideal_per_s:.0f}/s"),
+        "paced_ideal_ratio": _detail(report, "dispatch", "dispatch with account limits {dispatch_paced_per_s:.0f}/s"),
         "latency_hiding_ratio": _detail(report, "dispatch", "{dispatch_250ms_per_s:.0f}/s at 250 ms"),
         "scheduler_backlog_ratio": _scheduler_detail(report),
         "worker_memory_ratio": _detail(report, "memory", "{idle_rss_mb} MB idle, {backlog_rss_mb} MB with backlog"),

@@ -60,7 +60,18 @@ base_url = "${OUTDIAL_SIMULATOR_URL}"
 credentials = { api_key = "OUTDIAL_SIM_CALLKARO_API_KEY" }
 webhook_secret = "OUTDIAL_SIM_WEBHOOK_SECRET"
 options = { agent_id = "sim-agent" }
+
+# The same provider with pacing limits configured, loose enough never to bind at these rates (and
+# calls in flight are never ended here): each call pays the pacer's checks, not its waits.
+[accounts.sim-callkaro-paced]
+provider = "callkaro"
+base_url = "${OUTDIAL_SIMULATOR_URL}"
+credentials = { api_key = "OUTDIAL_SIM_CALLKARO_API_KEY" }
+webhook_secret = "OUTDIAL_SIM_WEBHOOK_SECRET"
+options = { agent_id = "sim-agent" }
+limits = { calls_per_second = 5000, max_concurrent = 1000000 }
 """
+PACED_ACCOUNT = "sim-callkaro-paced"
 
 
 def rss_tree(pid: int) -> int:
@@ -88,6 +99,7 @@ class PerfEnv:
     engine: Engine | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     template_id: int = 0
+    paced_template_id: int = 0
     saved_env: dict[str, str | None] = field(default_factory=dict)
     sim_port: int = 0
 
@@ -128,7 +140,8 @@ class PerfEnv:
         fill_demo_credentials(get_settings())
         upgrade(self.database_url)
         self.engine = make_engine(self.database_url, pool_size=2)
-        self.template_id = self._template_job()
+        self.template_id = self._template_job(ACCOUNT)
+        self.paced_template_id = self._template_job(PACED_ACCOUNT)
         self.spawn("simulator", [sys.executable, "-m", "outdial", "simulator"])
         wait_port(self.sim_port, 60)
         self.configure_sim(latency_ms=0)
@@ -234,10 +247,10 @@ class PerfEnv:
 
     # --- jobs -------------------------------------------------------------------------
 
-    def _template_job(self) -> int:
+    def _template_job(self, account: str) -> int:
         from outdial.services.intake.enqueue import CallBody, enqueue_call
 
-        body = CallBody(to_number="+12125550100", account=ACCOUNT, metadata={"name": "perf"}, callee_hours=None)
+        body = CallBody(to_number="+12125550100", account=account, metadata={"name": "perf"}, callee_hours=None)
         job = enqueue_call(self.db, body, datetime.now(UTC), self.settings)
         with self.db.begin() as conn:
             # The template itself is never dialled.
@@ -245,10 +258,17 @@ class PerfEnv:
         return job.job_id
 
     def insert_jobs(
-        self, count: int, first_due: datetime, per_second: float | None = None, state: str = "scheduled"
+        self,
+        count: int,
+        first_due: datetime,
+        per_second: float | None = None,
+        state: str = "scheduled",
+        paced: bool = False,
     ) -> tuple[int, int]:
         """``count`` copies of the template in ``state`` (scheduled: for the scheduler; queued: handed
-        straight to a task), due from ``first_due`` (spread at ``per_second``); their id range."""
+        straight to a task), due from ``first_due`` (spread at ``per_second``); their id range.
+        With ``paced``, of the template on the account with pacing limits."""
+        template = self.paced_template_id if paced else self.template_id
         step_us = 0 if not per_second else 1_000_000 / per_second
         with self.db.begin() as conn:
             rows = conn.execute(
@@ -267,7 +287,7 @@ class PerfEnv:
                     RETURNING id
                     """
                 ),
-                {"due": first_due, "step": step_us, "n": count, "template": self.template_id, "state": state},
+                {"due": first_due, "step": step_us, "n": count, "template": template, "state": state},
             ).all()
         ids = [int(r[0]) for r in rows]
         return min(ids), max(ids)

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine
 from outdial import faults, logs, metrics
 from outdial.models import CampaignState, JobState
 from outdial.services.outcomes import replay_unmatched
-from outdial.services.pacing.pacer import Gate, Pacer
+from outdial.services.pacing.pacer import SLOT_BUSY, Gate, Pacer
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import Account, AccountError
 from outdial.services.providers.base import CallRequest, DialResult, Verdict
@@ -32,6 +32,7 @@ from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import events as event_store
 from outdial.store import jobs as job_store
+from outdial.store.db import transactions_block_writers
 from outdial.vocab import Outcome
 
 log = logging.getLogger("outdial.dispatch")
@@ -124,27 +125,44 @@ class Dispatcher:
             if isinstance(prepared, Dispatched):
                 return prepared
             account, request = prepared
-            # No limit applies to this call: ``queued -> dialing`` commits with the checks, in
-            # one transaction (one pool checkout and one BEGIN/COMMIT less than the paced path).
-            unpaced = not self._paced(account, job.campaign_id, held)
-            if unpaced:
+            attempt = job.attempts_used + (0 if job.transport_retries else 1)
+            paced = self._paced(account, job.campaign_id, held)
+            gate: Gate | None = Gate(True)
+            if paced and transactions_block_writers(self.engine):
+                gate = None  # SQLite: Redis is not asked while this transaction holds the write lock
+            elif paced:
+                assert self.pacer is not None
+                # Asked without waiting, inside this transaction: when no limit makes the call wait
+                # (the usual case), ``queued -> dialing`` commits with the checks, in one transaction.
+                gate = self.pacer.admit(
+                    account, job.id, attempt, job.to_number, now, job.campaign_id, held, patient=False
+                )
+                if gate.reason == SLOT_BUSY:
+                    gate = None  # no slot free at once: wait for one below, outside the transaction
+                elif not gate.open:
+                    return self._paced_back(conn, job, account, gate, now)
+            begun: tuple[job_store.DialStart | None, datetime] | Dispatched | None = None
+            if gate is not None and not gate.start_in_s:
+                if paced:
+                    faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)  # chaos suite only (outdial.faults)
                 now = clock()
                 begun = self._begin(conn, job, account.provider, now)
-        attempt = job.attempts_used + (0 if job.transport_retries else 1)
-        gate = Gate(True)
-        if self.pacer is not None and not unpaced:
-            gate = self.pacer.admit(account, job.id, attempt, job.to_number, now, job.campaign_id, held)
-            if not gate.open:
-                metrics.observe_pacing_wait(account.name)
-                with self.engine.begin() as conn:
-                    job_store.postpone(conn, job.id, now, f"paced: {gate.reason}", next_due_at=gate.retry_at)
-                return Dispatched(Step.PACED, gate.reason)
-        if not unpaced:
-            faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)  # chaos suite only (outdial.faults)
+        if begun is None:
+            # A limit made the call wait: no database connection is held meanwhile.
+            assert self.pacer is not None
+            if gate is None:
+                gate = self.pacer.admit(account, job.id, attempt, job.to_number, now, job.campaign_id, held)
+                if not gate.open:
+                    with self.engine.begin() as conn:
+                        return self._paced_back(conn, job, account, gate, now)
+            else:
+                time.sleep(gate.start_in_s)  # our reserved turn of the rate: wait for it, then dial at once
+            faults.reached(faults.Point.BEFORE_BEGIN_DIAL, job.id)
             # Time spent waiting for a turn counts: the request is stamped when it leaves.
             now = clock()
             with self.engine.begin() as conn:
                 begun = self._begin(conn, job, account.provider, now)
+        assert gate is not None
         start, open_until = (None, now) if isinstance(begun, Dispatched) else begun
         if start is None:
             if self.pacer is not None:
@@ -182,6 +200,12 @@ class Dispatcher:
             self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra=logs.fields(**extra, verdict=sent.result.verdict, http_status=sent.result.http_status))
         return Dispatched(Step(sent.result.verdict.value))
+
+    def _paced_back(self, conn: Connection, job: AnyRow, account: Account, gate: Gate, now: datetime) -> Dispatched:
+        """A limit said not now: back to scheduled for when it says, the attempt's budget untouched."""
+        metrics.observe_pacing_wait(account.name)
+        job_store.postpone(conn, job.id, now, f"paced: {gate.reason}", next_due_at=gate.retry_at)
+        return Dispatched(Step.PACED, gate.reason)
 
     def _paced(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> bool:
         """Whether any cluster-wide limit applies to this call (then the pacer must admit it)."""

@@ -83,6 +83,12 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
+def transactions_block_writers(engine: Engine) -> bool:
+    """Whether an open transaction holds off every other writer (SQLite's ``BEGIN IMMEDIATE`` takes the
+    database's one write lock): then nothing that may wait, or stall, runs inside a transaction."""
+    return engine.dialect.name == "sqlite"
+
+
 def get_engine() -> Engine:
     return engine_for(get_settings().resolved_database_url())
 

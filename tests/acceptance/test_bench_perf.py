@@ -18,6 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 KEYS = (
     "dispatch_ratio",
     "dispatch_ideal_ratio",
+    "paced_ideal_ratio",
     "latency_hiding_ratio",
     "scheduler_backlog_ratio",
     "worker_memory_ratio",

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 import respx
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from outdial.scheduler.loop import Scheduler
 from outdial.services.campaigns import LeadIn, add_leads, create_campaign
@@ -222,3 +222,62 @@ def test_the_scheduler_sends_a_campaigns_jobs_at_its_rate_so_none_is_handed_back
     assert set(results) == {Dispatched(Step.ACCEPTED)}
     elapsed = (datetime.now(UTC) - start).total_seconds()
     assert len(results) <= elapsed * 60 / 60 + 2  # about one a second, never a burst
+
+
+@respx.mock
+def test_a_call_no_limit_holds_back_begins_in_the_transaction_that_read_it(
+    engine: Engine, settings: Settings, redis_url: str
+) -> None:
+    """Limits configured but not binding: on PostgreSQL the pacer is asked inside the first transaction
+    and ``queued -> dialing`` commits there (two transactions per call, as without limits); a reserved
+    turn ahead is waited out with no transaction open. SQLite's transactions hold its one write lock,
+    so Redis is asked between them there."""
+    text = settings.accounts_file.read_text() + "limits = { calls_per_second = 2, max_concurrent = 5 }\n"
+    settings.accounts_file.write_text(text)
+    try:
+        first, second = calls(engine, settings, 2)
+        with engine.begin() as conn:
+            assert job_store.claim(conn, [first, second], NOW) == [first, second]
+        scheduler, dispatcher, _ = parts(engine, settings, redis_url)
+        scheduler.tick(NOW)  # seeds the slots and send windows
+        respx.post(URL).mock(side_effect=[httpx.Response(200, json={"call_sid": f"c{n}"}) for n in (1, 2)])
+        transactions: list[bool] = []
+        open_now: list[bool] = []
+
+        def began(_conn: Any) -> None:
+            transactions.append(True)
+            open_now.append(True)
+
+        def ended(_conn: Any) -> None:
+            open_now.clear()
+
+        event.listen(engine, "begin", began)
+        event.listen(engine, "commit", ended)
+        event.listen(engine, "rollback", ended)
+        sleeps: list[bool] = []
+        real_sleep = time.sleep
+
+        def sleep(seconds: float) -> None:
+            sleeps.append(bool(open_now))  # was a transaction open while this call waited?
+            real_sleep(seconds)
+
+        try:
+            with pytest.MonkeyPatch.context() as patch:
+                patch.setattr("outdial.services.dispatch.time.sleep", sleep)
+                patch.setattr("outdial.services.pacing.pacer.time.sleep", sleep)
+                assert dispatcher.dispatch(first) == Dispatched(Step.ACCEPTED)
+                once = len(transactions)
+                started = time.monotonic()
+                assert dispatcher.dispatch(second) == Dispatched(Step.ACCEPTED)  # the next turn, 0.5 s on
+                waited = time.monotonic() - started
+        finally:
+            for name, fn in (("begin", began), ("commit", ended), ("rollback", ended)):
+                event.remove(engine, name, fn)
+        assert once == (2 if engine.dialect.name == "postgresql" else 3)
+        assert waited > 0.3 and sleeps and not any(sleeps)
+        with engine.connect() as conn:
+            (a1,) = job_store.attempts_of(conn, first)
+            (a2,) = job_store.attempts_of(conn, second)
+        assert (a2.requested_at - a1.requested_at).total_seconds() > 0.3
+    finally:
+        delete_redis_keys(redis_url, redis_keys_of(settings))

@@ -49,6 +49,13 @@ class Gate:
     reason: str | None = None
     holder: str | None = None  # the concurrency slot taken, if any
     day: date | None = None  # the callee-local day counted, if any
+    # An impatient admission (``admit(..., patient=False)``): the reserved turn of the rate is this
+    # far ahead, for the caller to wait out before it dials.
+    start_in_s: float = 0.0
+
+
+# An impatient admission found no free slot at once and took nothing: ask again, patiently.
+SLOT_BUSY = "slot_busy"
 
 
 @dataclass(frozen=True)
@@ -103,8 +110,14 @@ class Pacer:
         now: datetime,
         campaign_id: int | None = None,
         calls_per_minute: int | None = None,
+        patient: bool = True,
     ) -> Gate:
-        """Take every limit that applies, or none: a closed gate has given back what it took."""
+        """Take every limit that applies, or none: a closed gate has given back what it took.
+
+        Not ``patient``, it never sleeps, so a caller may ask while it holds a database
+        transaction: a slot that is not free at once closes the gate with :data:`SLOT_BUSY`
+        (ask again patiently), and a reserved turn later than now is left in ``start_in_s``.
+        """
         s = self.settings
         day: date | None = None
         holder: str | None = None
@@ -115,7 +128,12 @@ class Pacer:
                     return Gate(False, day_ends, "daily_attempt_cap")
             if account.limits.max_concurrent:
                 holder = holder_name(job_id, attempt)
-                if not self._wait_for_slot(account, holder):
+                if not patient and not self.slots.acquire(
+                    account.name, holder, account.limits.max_concurrent, s.slot_lease_s
+                ):
+                    self._give_back(account, to_number, day, None)
+                    return Gate(False, None, SLOT_BUSY)
+                if patient and not self._wait_for_slot(account, holder):
                     self._give_back(account, to_number, day, None)
                     return Gate(False, now + timedelta(seconds=random.uniform(0.5, 1.5)), "concurrency")
             rates = self.rates(account, campaign_id, calls_per_minute)
@@ -125,6 +143,8 @@ class Pacer:
                     self._give_back(account, to_number, day, holder)
                     return Gate(False, now + timedelta(seconds=decision.retry_after_s), "rate")
                 if decision.start_in_s > 0:
+                    if not patient:
+                        return Gate(True, holder=holder, day=day, start_in_s=decision.start_in_s)
                     time.sleep(decision.start_in_s)  # our reserved turn: wait for it, then dial at once
         except RedisError as exc:
             # Without the limits we may not dial; the job waits and tries again.
