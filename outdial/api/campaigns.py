@@ -15,6 +15,7 @@ from fastapi.responses import StreamingResponse
 from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, context
 from outdial.api.jobs import MAX_ID
+from outdial.api.schemas import Campaign, CampaignChanged, CampaignDetail, CampaignStatus, JobPage
 from outdial.errors import NotFound
 from outdial.models import CampaignState, JobState
 from outdial.services import campaigns
@@ -37,27 +38,6 @@ CONFLICT: Responses = {409: {"description": "The campaign's state does not allow
 CampaignPath = Path(min_length=1, max_length=200, pattern=NAME_PATTERN, description="The campaign's name.")
 
 
-def campaign_json(row: AnyRow, counts: dict[str, int] | None = None) -> dict[str, Any]:
-    out = {
-        "id": row.id,
-        "name": row.name,
-        "account": row.account,
-        "state": row.state,
-        "pause_reason": row.pause_reason,
-        "timing": row.timing,
-        "retry_on": row.retry_on,
-        "cron": row.cron,
-        "round": row.round,
-        "next_round_at": row.next_round_at,
-        "calls_per_minute": row.calls_per_minute,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-    }
-    if counts is not None:
-        out["counts"] = counts
-    return out
-
-
 def find_campaign(ctx: Context, name: str, key: Principal) -> AnyRow:
     """The campaign, or 404 when there is none or the key does not reach it (so it learns nothing)."""
     with ctx.engine.connect() as conn:
@@ -74,7 +54,14 @@ def _change_json(change: campaigns.CampaignChange) -> dict[str, Any]:
     return out
 
 
-@router.post("", status_code=201, responses={409: {"description": "A campaign of that name exists."}})
+@router.post(
+    "",
+    status_code=201,
+    response_model=Campaign,
+    response_model_exclude_unset=True,
+    summary="Create a campaign",
+    responses={409: {"description": "A campaign of that name exists."}},
+)
 def create(
     body: campaigns.CampaignBody, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
@@ -83,19 +70,29 @@ def create(
     if not key.may(body.account, body.name):
         raise HTTPException(403, f"the key {key.name!r} has no scope for campaign {body.name!r} on {body.account!r}")
     row = campaigns.create(ctx.engine, ctx.settings, ctx.accounts, body, datetime.now(UTC), api_actor(key.name))
-    return campaign_json(row, {})
+    return {**campaigns.campaign_view(row), "counts": {}}
 
 
-@router.get("")
+@router.get("", response_model=list[Campaign], response_model_exclude_unset=True, summary="List campaigns")
 def list_campaigns(ctx: Context = Depends(context), key: Principal = Depends(require_api_key)) -> list[dict[str, Any]]:
     """Every campaign the key reaches, with its jobs counted per state."""
     with ctx.engine.connect() as conn:
         rows = campaign_store.all_campaigns(conn)
         counts = ops_store.counts_by_campaign_and_state(conn)
-    return [campaign_json(row, counts.get(row.id, {})) for row in rows if key.may(row.account, row.name)]
+    return [
+        {**campaigns.campaign_view(row), "counts": counts.get(row.id, {})}
+        for row in rows
+        if key.may(row.account, row.name)
+    ]
 
 
-@router.get("/{name}", responses=NOT_FOUND)
+@router.get(
+    "/{name}",
+    response_model=CampaignDetail,
+    response_model_exclude_unset=True,
+    summary="Get a campaign and why it is (not) dialling",
+    responses=NOT_FOUND,
+)
 def get_campaign(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
@@ -104,10 +101,16 @@ def get_campaign(
     with ctx.engine.connect() as conn:
         counts = job_store.counts_by_state(conn, campaign.id)
         why = explain(conn, campaign, datetime.now(UTC), ctx.settings)
-    return {**campaign_json(campaign, counts), "why": why.as_json()}
+    return {**campaigns.campaign_view(campaign), "counts": counts, "why": why.as_json()}
 
 
-@router.get("/{name}/status", responses=NOT_FOUND)
+@router.get(
+    "/{name}/status",
+    response_model=CampaignStatus,
+    response_model_exclude_unset=True,
+    summary="A campaign's progress now",
+    responses=NOT_FOUND,
+)
 def campaign_status(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
@@ -117,7 +120,13 @@ def campaign_status(
         return snapshot(conn, campaign, datetime.now(UTC), ctx.settings)
 
 
-@router.post("/{name}/pause", responses={**NOT_FOUND, **CONFLICT})
+@router.post(
+    "/{name}/pause",
+    response_model=CampaignChanged,
+    response_model_exclude_unset=True,
+    summary="Pause a campaign",
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def pause(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> dict[str, Any]:
@@ -127,7 +136,13 @@ def pause(
     return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), reason))
 
 
-@router.get("/{name}/jobs", responses=NOT_FOUND)
+@router.get(
+    "/{name}/jobs",
+    response_model=JobPage,
+    response_model_exclude_unset=True,
+    summary="List a campaign's jobs, a page at a time",
+    responses=NOT_FOUND,
+)
 def campaign_jobs(
     name: str = CampaignPath,
     state: Annotated[list[JobState], Query(description="Only jobs in these states (repeat the parameter).")] = [],  # noqa: B006
@@ -154,6 +169,7 @@ def campaign_jobs(
     "/{name}/export.csv",
     responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "One row per job."}},
     response_class=StreamingResponse,
+    summary="Export a campaign's jobs as CSV",
 )
 def export_csv(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
@@ -168,7 +184,13 @@ def export_csv(
     )
 
 
-@router.post("/{name}/resume", responses={**NOT_FOUND, **CONFLICT})
+@router.post(
+    "/{name}/resume",
+    response_model=CampaignChanged,
+    response_model_exclude_unset=True,
+    summary="Resume a campaign (admin)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
 def resume_campaign(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
 ) -> dict[str, Any]:
@@ -178,7 +200,13 @@ def resume_campaign(
     return _change_json(campaigns.resume(ctx.engine, name, datetime.now(UTC)))
 
 
-@router.post("/{name}/cancel", responses=NOT_FOUND)
+@router.post(
+    "/{name}/cancel",
+    response_model=CampaignChanged,
+    response_model_exclude_unset=True,
+    summary="Cancel a campaign and its waiting jobs (admin)",
+    responses=NOT_FOUND,
+)
 def cancel(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_admin)
 ) -> dict[str, Any]:

@@ -4,11 +4,15 @@ FastAPI's own pages load their scripts and styles from a CDN; a machine with no
 internet (or a locked-down network) showed a blank page. These are the same
 pages (FastAPI's ``get_swagger_ui_html`` and ``get_redoc_html``) pointed at
 ``outdial/api/static`` (swagger-ui-dist and redoc, see its README.md).
+
+The document they show (``/openapi.json``) is FastAPI's, with its examples mended: see
+:func:`openapi_document`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
@@ -21,6 +25,7 @@ STATIC_URL = "/static/docs"
 
 def install(app: FastAPI) -> None:
     """Serve the docs pages and their assets; ``app`` must be made with ``docs_url=None, redoc_url=None``."""
+    app.openapi = lambda: openapi_document(app)  # type: ignore[method-assign]
     app.mount(STATIC_URL, StaticFiles(directory=STATIC_DIR), name="docs-static")
     openapi_url = app.openapi_url or "/openapi.json"
     title = app.title
@@ -51,3 +56,55 @@ def install(app: FastAPI) -> None:
             redoc_favicon_url=favicon,
             with_google_fonts=False,  # no font CDN: the system's fonts
         )
+
+
+def openapi_document(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's OpenAPI document (made once), its examples mended.
+
+    FastAPI writes the document without any null value, examples included
+    (fastapi/fastapi#5559), so an example lost every field that is null in it, and no
+    longer matched its own model. A required field missing from an example can only be
+    such a null, and is put back. pydantic also sorts each example's keys; they are put
+    back in the order of the model's fields, the order of the answer on the wire.
+    """
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    document = FastAPI.openapi(app)  # kept as app.openapi_schema: mended once, in place
+    schemas = document.get("components", {}).get("schemas", {})
+    for schema in schemas.values():
+        for example in schema.get("examples", []):
+            _mend(example, schema, schemas)
+    return document
+
+
+def _nullable(schema: dict[str, Any]) -> bool:
+    return schema.get("type") == "null" or any(branch.get("type") == "null" for branch in schema.get("anyOf", []))
+
+
+def _mend(value: Any, schema: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """Put back the nulls of an example (``value``, described by ``schema``) and its fields' order."""
+    if "$ref" in schema:
+        schema = schemas.get(schema["$ref"].rsplit("/", 1)[-1], {})
+    for branch in schema.get("anyOf", []):
+        _mend(value, branch, schemas)
+    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for item in value:
+            _mend(item, schema["items"], schemas)
+    if not isinstance(value, dict):
+        return
+    properties: dict[str, Any] = schema.get("properties", {})
+    for name in schema.get("required", []):
+        if name not in value and _nullable(properties.get(name, {})):
+            value[name] = None
+    others = schema.get("additionalProperties")
+    for name, item in value.items():
+        if name in properties:
+            _mend(item, properties[name], schemas)
+        elif isinstance(others, dict):
+            _mend(item, others, schemas)
+    if properties:
+        ordered = [(k, value[k]) for k in properties if k in value] + [
+            (k, v) for k, v in value.items() if k not in properties
+        ]
+        value.clear()
+        value.update(ordered)

@@ -12,6 +12,7 @@ from sqlalchemy import Connection
 from outdial.api.auth import Principal, require_admin, require_api_key
 from outdial.api.deps import Context, Pool, context
 from outdial.api.errors import OUT_OF_RANGE, field_error, spec_error
+from outdial.api.schemas import CallAccepted, JobDetail
 from outdial.errors import NotFound
 from outdial.services import jobs
 from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
@@ -31,8 +32,11 @@ MAX_ID = 2**63 - 1
 @router.post(
     "/calls",
     status_code=201,
+    response_model=CallAccepted,
+    response_model_exclude_unset=True,
+    summary="Enqueue one call",
     responses={
-        200: {"description": "The Idempotency-Key was seen before: its first job, unchanged."},
+        200: {"model": CallAccepted, "description": "The Idempotency-Key was seen before: its first job, unchanged."},
         409: {"description": "The Idempotency-Key was first sent with a different request."},
     },
 )
@@ -85,7 +89,12 @@ def _reaches(conn: Connection, key: Principal, job: AnyRow) -> bool:
     return key.may(job.account, campaign.name if campaign is not None else None)
 
 
-@router.get("/jobs")
+@router.get(
+    "/jobs",
+    response_model=list[JobDetail],
+    response_model_exclude_unset=True,
+    summary="Find the job enqueued with an Idempotency-Key",
+)
 def find_jobs(
     idempotency_key: Annotated[
         str, Query(min_length=1, max_length=200, pattern=PRINTABLE, description="The key the job was enqueued with.")
@@ -103,7 +112,13 @@ def find_jobs(
         return [] if detail is None else [detail]
 
 
-@router.get("/jobs/{job_id}", responses={404: {"description": "No such job."}})
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobDetail,
+    response_model_exclude_unset=True,
+    summary="Get a job, its attempts and its history",
+    responses={404: {"description": "No such job."}},
+)
 def get_job(
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Context = Depends(context),
@@ -139,7 +154,13 @@ def _detail(ctx: Context, job_id: int) -> dict[str, Any]:
     return detail
 
 
-@router.post("/jobs/{job_id}/retry", responses=JOB_REFUSALS)
+@router.post(
+    "/jobs/{job_id}/retry",
+    response_model=JobDetail,
+    response_model_exclude_unset=True,
+    summary="Dial an ended job once more (admin)",
+    responses=JOB_REFUSALS,
+)
 def retry_job(
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Context = Depends(context),
@@ -153,7 +174,13 @@ def retry_job(
     return _detail(ctx, job_id)
 
 
-@router.post("/jobs/{job_id}/cancel", responses=JOB_REFUSALS)
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response_model=JobDetail,
+    response_model_exclude_unset=True,
+    summary="Cancel a job no worker holds (admin)",
+    responses=JOB_REFUSALS,
+)
 def cancel_job(
     job_id: Annotated[int, Path(ge=1, le=MAX_ID)],
     ctx: Context = Depends(context),

@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
 
 import redis
 from fastapi import APIRouter, Depends, Response
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import Engine
@@ -17,15 +16,23 @@ from sqlalchemy import Engine
 from outdial import metrics
 from outdial.api.auth import Principal, optional_key
 from outdial.api.deps import Context, context
+from outdial.api.schemas import CheckResult, Readiness, ReadinessChecks
 from outdial.models import JobState
-from outdial.services.readiness import check_database, check_migrations, check_redis
+from outdial.services.readiness import Check, check_database, check_migrations, check_redis
 from outdial.store import jobs as job_store
 from outdial.store import ops as ops_store
 
 router = APIRouter(tags=["operations"])
 
+DETAILS_HINT = "send an API key for each check's detail and fix, or run `outdial doctor`"
 
-@router.get("/readyz")
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Readiness: database, migrations and Redis",
+    responses={503: {"model": Readiness, "description": "A check failed: this instance cannot serve."}},
+)
 def readyz(ctx: Context = Depends(context), key: Principal | None = Depends(optional_key)) -> JSONResponse:
     """Ready to serve: the database answers and is migrated, Redis answers. 503 when not.
 
@@ -35,15 +42,22 @@ def readyz(ctx: Context = Depends(context), key: Principal | None = Depends(opti
     if checks[0].ok:
         checks.append(check_migrations(ctx.engine))
     failed = [c for c in checks if not c.ok]
-    body: dict[str, Any] = {
-        "status": "ok" if not failed else "unavailable",
-        "checks": {
-            c.name: {"ok": c.ok, **({"detail": c.detail, **({"fix": c.fix} if c.fix else {})} if key else {})}
-            for c in checks
-        },
-    }
+
+    def shown(check: Check) -> CheckResult:
+        if key is None:
+            return CheckResult(ok=check.ok)
+        if check.fix:
+            return CheckResult(ok=check.ok, detail=check.detail, fix=check.fix)
+        return CheckResult(ok=check.ok, detail=check.detail)
+
+    readiness = Readiness(
+        status="unavailable" if failed else "ok",
+        checks=ReadinessChecks.model_validate({c.name: shown(c) for c in checks}),
+    )
     if key is None:
-        body["details"] = "send an API key for each check's detail and fix, or run `outdial doctor`"
+        readiness.details = DETAILS_HINT
+    # Only the fields set: no detail or fix keys at all for a caller without a key.
+    body = readiness.model_dump(mode="json", exclude_unset=True)
     return JSONResponse(body, status_code=503 if failed else 200)
 
 
@@ -86,7 +100,7 @@ def scrape_time_collector(ctx: Context) -> metrics.ScrapeTimeCollector:
     )
 
 
-@router.get("/metrics")
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 def prometheus_metrics(ctx: Context = Depends(context)) -> Response:
     """Every outdial metric: the workers' counters (summed over processes) and the scrape-time gauges."""
     counted = CollectorRegistry()

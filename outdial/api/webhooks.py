@@ -22,6 +22,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 
 from outdial import logs
 from outdial.api.deps import Context, Pool, context
+from outdial.api.schemas import WebhookReceipt
 from outdial.services.outcomes import record_event
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import Account
@@ -35,7 +36,16 @@ log = logging.getLogger("outdial.webhooks")
 TRUNCATED = "\n[cut: the payload was longer than OUTDIAL_STORED_PAYLOAD_BYTES]"
 
 
-@router.post("/webhooks/{account_name}")
+@router.post(
+    "/webhooks/{account_name}",
+    response_model=WebhookReceipt,
+    summary="Receive a provider's webhook",
+    responses={
+        400: {"description": "The body could not be read as the provider's webhook (kept for a person to read)."},
+        401: {"description": "The signature or shared secret did not check out."},
+        404: {"description": "No account of that name."},
+    },
+)
 async def receive(account_name: str, request: Request, ctx: Context = Depends(context)) -> dict[str, Any]:
     """A provider reports on a call. Answered quickly: providers such as CallKaro wait 5 s at most."""
     account = ctx.accounts.get(account_name)

@@ -76,24 +76,15 @@ def body_error(exc: ValidationError) -> errors.InputError:
     return errors.InputError(str(err["msg"]).removeprefix("Value error, "), field=OPTION_OF.get(name, name))
 
 
-def campaign_json(row: Any, leads: int | None = None) -> dict[str, Any]:
-    out = {
-        "id": row.id,
-        "name": row.name,
-        "account": row.account,
-        "state": row.state,
-        "pause_reason": row.pause_reason,
-        "round": row.round,
-        "timing": row.timing,
-        "retry_on": row.retry_on,
-        "cron": row.cron,
-        "next_round_at": row.next_round_at.isoformat() if row.next_round_at else None,
-        "calls_per_minute": row.calls_per_minute,
-        "created_at": row.created_at.isoformat(),
-    }
-    if leads is not None:
-        out["leads"] = leads
-    return out
+def json_text(value: Any) -> str:
+    """JSON for ``--json``: a campaign's view keeps its times as datetimes, written here in ISO 8601."""
+
+    def iso(instant: Any) -> str:
+        if isinstance(instant, datetime):
+            return instant.isoformat()
+        raise TypeError(f"{type(instant).__name__} is not JSON")
+
+    return json.dumps(value, default=iso)
 
 
 @campaign_app.command("create")
@@ -163,7 +154,7 @@ def create(
         # The service names its field; the user typed an option.
         raise errors.InputError(exc.reason, field=OPTION_OF.get(exc.field or "", exc.field)) from None
     if json_out:
-        typer.echo(json.dumps(campaign_json(row)))
+        typer.echo(json_text(campaigns.campaign_view(row)))
     else:
         paused_note = ", paused (outdial campaign resume NAME to dial)" if paused else ""
         typer.echo(f"campaign {name!r} created (id {row.id}) on account {account}{paused_note}")
@@ -175,6 +166,7 @@ def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print th
     from rich.console import Console
     from rich.table import Table
 
+    from outdial.services.campaigns import campaign_view
     from outdial.store import campaigns as campaign_store
 
     engine = open_engine()
@@ -182,7 +174,7 @@ def list_campaigns(json_out: bool = typer.Option(False, "--json", help="Print th
         rows = campaign_store.all_campaigns(conn)
         counts = campaign_store.lead_counts(conn)
     if json_out:
-        typer.echo(json.dumps([campaign_json(r, counts.get(r.id, 0)) for r in rows]))
+        typer.echo(json_text([{**campaign_view(r), "leads": counts.get(r.id, 0)} for r in rows]))
         return
     table = Table("id", "name", "account", "state", "round", "leads", "timing", "cron")
     for r in rows:
@@ -273,7 +265,8 @@ def show(
         leads = campaign_store.lead_counts(conn).get(row.id, 0)
         why = explain(conn, row, datetime.now(UTC), settings)
     if json_out:
-        typer.echo(json.dumps({**campaign_json(row, leads), "counts": counts, "why": why.as_json()}))
+        shown = {**campaigns.campaign_view(row), "leads": leads, "counts": counts, "why": why.as_json()}
+        typer.echo(json_text(shown))
         return
     facts = Table.grid(padding=(0, 2))
     facts.add_row("campaign", f"{row.name} (id {row.id})")

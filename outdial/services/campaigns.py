@@ -59,15 +59,58 @@ class CampaignBody(TimingFields):
     """A new campaign, as every face takes it: its name, the account it dials through, and
     its SPEC 5 timing fields (the lowest layer of every lead's and job's)."""
 
-    model_config = ConfigDict(extra="forbid")
-
-    name: CampaignName
-    account: str = Field(min_length=1, max_length=100)
-    retry_on: list[str] | None = Field(
-        default=None, description=f"Outcomes that use a retry; any of {listed(Outcome)}."
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "dental-reminders-dec",
+                    "account": "sim-callkaro",
+                    "timezone": "America/New_York",
+                    "min_trigger_time": "09:00",
+                    "max_trigger_time": "18:00",
+                    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
+                    "carry_over": True,
+                    "number_of_retries": 2,
+                    "gap_between_retries": [30, 120],
+                    "retry_on": ["no_answer", "busy", "failed"],
+                    "calls_per_minute": 60,
+                },
+                {
+                    "name": "renewals-weekly",
+                    "account": "sim-callkaro",
+                    "timezone": "Asia/Kolkata",
+                    "min_trigger_time": "10:00",
+                    "max_trigger_time": "19:00",
+                    "cron": "0 10 * * 1",
+                    "state": "paused",
+                },
+            ]
+        },
     )
-    cron: str | None = Field(default=None, max_length=100, description="Recurring rounds: a cron expression.")
-    calls_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+
+    name: CampaignName = Field(description="Unique among campaigns; no slash.", examples=["dental-reminders-dec"])
+    account: str = Field(
+        min_length=1, max_length=100, description="An account of the accounts file.", examples=["sim-callkaro"]
+    )
+    retry_on: list[str] | None = Field(
+        default=None,
+        description=f"Outcomes that use a retry; any of {listed(Outcome)}. Absent: the setting's.",
+        examples=[["no_answer", "busy", "failed"]],
+    )
+    cron: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Recurring rounds: a cron expression in the campaign's zone.",
+        examples=["0 10 * * 1"],
+    )
+    calls_per_minute: int | None = Field(
+        default=None,
+        ge=1,
+        le=100_000,
+        description="The campaign's pacing (the account's limits hold too).",
+        examples=[60],
+    )
     state: CreatedState = Field(
         default=CampaignState.ACTIVE,
         description="`paused` creates it paused: leads can be imported and checked before anything dials.",
@@ -101,6 +144,26 @@ class CampaignChange:
     state: CampaignState
     changed: bool
     cancelled_jobs: int = 0
+
+
+def campaign_view(row: AnyRow) -> dict[str, Any]:
+    """A campaign's settings and state as every face shows them (``GET /campaigns``, ``outdial campaign
+    list --json``). Times stay datetimes: each face writes them out its own way."""
+    return {
+        "id": row.id,
+        "name": row.name,
+        "account": row.account,
+        "state": row.state,
+        "pause_reason": row.pause_reason,
+        "timing": row.timing,
+        "retry_on": row.retry_on,
+        "cron": row.cron,
+        "round": row.round,
+        "next_round_at": row.next_round_at,
+        "calls_per_minute": row.calls_per_minute,
+        "created_at": row.created_at,
+        "updated_at": row.updated_at,
+    }
 
 
 def find(conn: Connection, name: str) -> AnyRow:

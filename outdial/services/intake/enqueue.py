@@ -39,13 +39,49 @@ class CallBody(TimingFields):
     misspelt field is still refused, by the provider's model, naming it.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "to_number": "+14155550123",
+                    "account": "sim-callkaro",
+                    "metadata": {"name": "Maria Lopez", "appointment": "Wednesday 2 December, 10:30"},
+                    "schedule_at": "2026-12-02T09:00:00",
+                    "timezone": "America/Los_Angeles",
+                    "min_trigger_time": "09:00",
+                    "max_trigger_time": "18:00",
+                    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
+                    "carry_over": True,
+                    "number_of_retries": 2,
+                    "gap_between_retries": [30, 120],
+                    "priority": 10,
+                    "options": {"language": "en"},
+                },
+                {
+                    "to_number": "+919876543210",
+                    "account": "sim-callkaro",
+                    "metadata": {"name": "Abhinav", "city": "Bangalore"},
+                    "timezone": "Asia/Kolkata",
+                    "options": {"language": "hi"},
+                },
+            ]
+        },
+    )
 
-    to_number: str = Field(pattern=r"^\+[1-9]\d{1,14}$")
-    account: str = Field(min_length=1, max_length=100)
-    metadata: Annotated[dict[str, Any], AfterValidator(check_metadata)] = Field(default_factory=dict)
+    to_number: str = Field(pattern=r"^\+[1-9]\d{1,14}$", description="E.164.", examples=["+14155550123"])
+    account: str = Field(
+        min_length=1, max_length=100, description="An account of the accounts file.", examples=["sim-callkaro"]
+    )
+    metadata: Annotated[dict[str, Any], AfterValidator(check_metadata)] = Field(
+        default_factory=dict,
+        description="The lead's variables, passed to the provider.",
+        examples=[{"name": "Maria Lopez", "appointment": "Wednesday 2 December, 10:30"}],
+    )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="Per-call options of the account's provider, e.g. CallKaro's language."
+        default_factory=dict,
+        description="Per-call options of the account's provider, e.g. CallKaro's language.",
+        examples=[{"language": "en"}],
     )
 
     @model_validator(mode="before")

@@ -142,18 +142,55 @@ class TimingFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    schedule_at: str | None = None
-    min_trigger_time: str | None = None
-    max_trigger_time: str | None = None
-    days_of_week: list[int | str] | str | None = None
-    carry_over: bool | None = None
-    number_of_retries: int | None = Field(default=None, ge=0, le=10)
-    gap_between_retries: Minutes | Annotated[list[Minutes], Field(max_length=10)] | None = None
-    priority: int | None = Field(default=None, ge=-100, le=100)
-    timezone: str | None = None
+    schedule_at: str | None = Field(
+        default=None,
+        description="The first attempt's earliest time, ISO 8601: without an offset, wall-clock time in the job's "
+        "zone. Absent: now.",
+        examples=["2026-12-02T09:30:00", "2026-12-02T14:30:00Z"],
+    )
+    min_trigger_time: str | None = Field(
+        default=None, description="The daily window's start, HH:MM in the job's zone.", examples=["09:00"]
+    )
+    max_trigger_time: str | None = Field(
+        default=None,
+        description="The daily window's end, HH:MM (before the start: the window runs overnight).",
+        examples=["18:00"],
+    )
+    days_of_week: list[int | str] | str | None = Field(
+        default=None,
+        description="Days the window opens: names (mon, Monday) or ISO numbers (1 = Monday .. 7 = Sunday), "
+        "as a list or comma text. Absent: every day.",
+        examples=[["mon", "tue", "wed", "thu", "fri"], "mon,wed,fri"],
+    )
+    carry_over: bool | None = Field(
+        default=None,
+        description="When a retry falls after its window closes, carry it over to the next window (else the job "
+        "expires).",
+        examples=[True],
+    )
+    number_of_retries: int | None = Field(
+        default=None, ge=0, le=10, description="Attempts after the first.", examples=[2]
+    )
+    gap_between_retries: Minutes | Annotated[list[Minutes], Field(max_length=10)] | None = Field(
+        default=None,
+        description="Minutes from the end of one attempt to the next: one number, or one per retry (the last "
+        "repeats). Absent: 30.",
+        examples=[30, [30, 120]],
+    )
+    priority: int | None = Field(
+        default=None, ge=-100, le=100, description="Among due jobs, higher goes first. Absent: 0.", examples=[10]
+    )
+    timezone: str | None = Field(
+        default=None,
+        description='An IANA zone, or "callee": the zone(s) of the number. Absent: the campaign\'s, else the '
+        "setting's default (UTC).",
+        examples=["America/New_York", "Asia/Kolkata", "callee"],
+    )
     # Absent: the setting's default. Explicit null or "off": callee hours off.
     callee_hours: str | None = Field(
-        default="default", description='HH:MM-HH:MM in the callee\'s zone; null or "off" for none.'
+        default="default",
+        description='HH:MM-HH:MM in the callee\'s zone; null or "off" for none. Absent: the setting (08:00-21:00).',
+        examples=["08:00-21:00", "off"],
     )
 
     @field_validator("schedule_at")
