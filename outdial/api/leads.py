@@ -200,5 +200,6 @@ def campaign_imports(
     ctx: Context = Depends(context),
     key: Principal = Depends(require_api_key),
 ) -> list[LeadImportView]:
+    """The campaign's latest uploads, each with its state and counts (``limit``, 20 by default)."""
     campaign = find_campaign(ctx, name, key)
     return [_view(row) for row in uploads.imports_of(ctx.engine, campaign.id, limit)]
