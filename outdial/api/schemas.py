@@ -353,8 +353,13 @@ class LatestAttempt(BaseModel):
     raw_status: str | None
     http_status: int | None
     error: str | None
-    # services.jobs.attempt_view would add its RESULT_FIELDS where the attempt row has such
-    # columns. None has: what the provider reported is each attempt's result_data (GET /jobs/{id}).
+    # What the provider reported about the call (services.jobs.RESULT_FIELDS), where it did.
+    duration_s: float | None = Field(
+        default=None, description="The call length in seconds, as reported."
+    )
+    recording_url: str | None = Field(default=None, description="Where the provider keeps the call's recording.")
+    transcript: str | list[Any] | None = Field(default=None, description="The conversation, as the provider gave it.")
+    summary: str | None = Field(default=None, description="The provider's summary of the call.")
 
 
 class JobListed(JobSummary):

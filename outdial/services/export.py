@@ -22,9 +22,8 @@ from typing import Any, TextIO
 
 from sqlalchemy import Connection, Engine
 
-from outdial.models import Attempt
 from outdial.services.jobs import RESULT_FIELDS, attempt_view
-from outdial.store import AnyRow, table
+from outdial.store import AnyRow
 from outdial.store import jobs as job_store
 from outdial.store import progress as progress_store
 
@@ -49,7 +48,7 @@ FIXED_COLUMNS = (
     "created_at",
     # What the provider said about the newest attempt, and its result data where kept.
     "raw_status",
-    *(name for name in RESULT_FIELDS if name in table(Attempt).c),
+    *RESULT_FIELDS,
 )
 
 

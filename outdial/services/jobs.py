@@ -11,7 +11,7 @@ that moved the job meanwhile wins, and the operator is told.
 from __future__ import annotations
 
 import getpass
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -99,8 +99,30 @@ def list_jobs(
     return JobPage(rows, latest, int(rows[-1].id) if more else None)
 
 
-# Provider result data the newest attempt may carry, shown and exported where the attempt row has it.
+# What a provider reported about a call (the attempt's result_data), under one set of names: shown
+# with the newest attempt and exported as columns. Each is found under the names providers' documents
+# give it (CallKaro call_duration, NLPearl duration and recording, MOBtexting duration, ...).
 RESULT_FIELDS = ("duration_s", "recording_url", "transcript", "summary")
+_REPORTED_AS = {
+    "duration_s": ("duration_s", "call_duration", "duration"),
+    "recording_url": ("recording_url", "recording"),
+    "transcript": ("transcript",),
+    "summary": ("summary",),
+}
+
+
+def result_fields(result_data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The :data:`RESULT_FIELDS` a provider's result data holds (only those it holds)."""
+    data = result_data or {}
+    found: dict[str, Any] = {}
+    for name, keys in _REPORTED_AS.items():
+        value = next((data[k] for k in keys if data.get(k) not in (None, "", [], {})), None)
+        if value is not None:
+            found[name] = value
+    # Shown as a link on the campaign page: only a web address is one.
+    if not str(found.get("recording_url", "https://")).startswith(("https://", "http://")):
+        del found["recording_url"]
+    return found
 
 
 def attempt_view(attempt: AnyRow | None) -> dict[str, Any]:
@@ -113,7 +135,7 @@ def attempt_view(attempt: AnyRow | None) -> dict[str, Any]:
         "http_status": data.get("http_status"),
         "error": data.get("error"),
     }
-    out.update({name: data[name] for name in RESULT_FIELDS if data.get(name) is not None})
+    out.update(result_fields(data.get("result_data")))
     return out
 
 

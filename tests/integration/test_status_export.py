@@ -48,6 +48,9 @@ def campaign(engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
             started = job_store.begin_dial(conn, job_store.get_job(conn, first.id), "callkaro", now)
             assert started is not None
             job_store.record_response(conn, started.attempt_id, result="accepted", provider_call_id=call_id)
+        # What CallKaro's webhook reported about the second call, under its own names.
+        reported = {"call_duration": 74, "recording_url": "https://rec.example/b.mp3", "summary": "=cmd|' /C calc'!A0"}
+        job_store.settle_attempt(conn, started.attempt_id, "completed", "CLIENT_INITIATED", now, reported)
         job_store.complete(conn, first.id, JobState.DIALING, now, None, last_outcome="completed")
         job_store.claim(conn, [second.id], now)
         started = job_store.begin_dial(conn, job_store.get_job(conn, second.id), "callkaro", now)
@@ -131,6 +134,14 @@ def test_export_one_row_per_job_with_formulas_neutralised(campaign: int, tmp_pat
     assert first["provider_call_ids"] == "call-a call-b"
     assert first["to_number"] == "+12125551234"  # a phone number is data, not a formula
     assert first["name"] == "'" + INJECTED
+    # The provider's result data of the newest attempt, under one set of names (formulas neutralised too).
+    assert (first["raw_status"], first["duration_s"], first["recording_url"]) == (
+        "CLIENT_INITIATED",
+        "74",
+        "https://rec.example/b.mp3",
+    )
+    assert first["summary"] == "'=cmd|' /C calc'!A0" and first["transcript"] == ""
+    assert second["duration_s"] == second["recording_url"] == ""
     assert (first["note"], first["plan"]) == ("'-2+3", "'@SUM(1)")
     assert (second["state"], second["reason"], second["provider_call_ids"]) == ("rejected", "provider: bad key", "")
     assert second["amount"] == "-42.5"
