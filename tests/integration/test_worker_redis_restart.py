@@ -68,7 +68,7 @@ def test_worker_survives_redis_restarts_and_consumes_after(private_redis: Privat
             for i in range(40):  # far more than 4 threads run at once: most wait unacked in the worker
                 client.send_task(SLOW_TASK, args=[0.3, str(marks), f"r{restart}-{i}"], queue=queue)
             assert "Unrecoverable error" not in log.read_text(), f"worker stopped after restart {restart}"
-            wait_for(lambda r=restart: f"r{r}-" in marks.read_text(), 15, "tasks to run")
+            wait_for(lambda r=restart: f"r{r}-" in marks.read_text(), 30, "tasks to run")
             private_redis.restart(down_s)
             time.sleep(0.5)
             assert worker.poll() is None, f"worker exited with {worker.returncode} after restart {restart + 1}"
