@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 
@@ -56,6 +57,11 @@ class Channel(kombu_redis.Channel):
 
     def _connparams(self, asynchronous: bool = False) -> dict[str, Any]:
         transport = self.connection
+        if transport is None:
+            # Closed when the broker connection was lost, while a task thread still acks on it: a
+            # connection error, which the worker logs ("Couldn't ack") and survives; the message
+            # stays unacked and is delivered again. An AttributeError here stopped the worker.
+            raise redis.exceptions.ConnectionError("the broker channel is closed: its connection was lost")
         if transport.client is not None:
             return super()._connparams(asynchronous)  # type: ignore[no-untyped-call,no-any-return]
         # Detached by Connection.collect(): read the parameters from the connection we were opened for.
