@@ -13,6 +13,13 @@ The ratio import/floor says how much the import costs beyond the work no
 import can avoid. The database is a fresh one, created and dropped here.
 Prints a table, then one JSON object on the last line; writes
 ``bench/results/import.json``.
+
+With ``--write-alone``, one more figure, in the same run and database: the
+import's own database write alone (``ImportWriter``: the same SQL, batches of
+``CHUNK_ROWS``, one transaction) of as many leads as the import accepted,
+already valid and all distinct, into a campaign of their own. It is the part
+of the import that runs on one PostgreSQL backend, on one core whatever the
+number of workers: an import through that SQL takes at least as long.
 """
 
 from __future__ import annotations
@@ -37,11 +44,15 @@ import psutil
 from sqlalchemy import create_engine, text
 
 from outdial.services.campaigns import create_campaign
-from outdial.services.intake.csv_import import import_csv
+from outdial.services.intake.admissions import Admissions
+from outdial.services.intake.csv_import import CHUNK_ROWS, import_csv
+from outdial.services.intake.import_writer import Batch, ImportWriter
 from outdial.services.intake.phone_pool import worker_count
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
+from outdial.store import campaigns as campaign_store
 from outdial.store.db import make_engine, normalise_url, upgrade
+from outdial.store.lead_import import AdmissionRow, BatchRow
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 ADMIN_URL = os.environ.get("OUTDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -169,7 +180,48 @@ def floor_copy(url: str, path: Path) -> float:
         engine.dispose()
 
 
-def run(rows: int) -> dict[str, float | int]:
+def _valid_lead(i: int) -> BatchRow:
+    """Lead ``i`` as the import hands it to the writer: (row, copies, E.164, variables JSON, admission)."""
+    return (i + 2, 1, f"+1212{2_000_000 + i:07d}", f'{{"name":"Lead {i}","city":"Pune","amount":"{i}.00"}}', 0)
+
+
+def write_alone(url: str, settings: Settings, leads: int) -> float:
+    """The import's database write alone: ``leads`` valid, distinct leads through :class:`ImportWriter`."""
+    engine = make_engine(url)
+    try:
+        create_campaign(engine, settings, "bench-write", "sim-callkaro", TimingFields(timezone="callee"), NOW)
+        with engine.connect() as conn:
+            campaign = campaign_store.by_name(conn, "bench-write")
+        assert campaign is not None
+        numbered = Admissions(campaign.timing, NOW, settings).get((), {}, "{}", ("America/New_York",), "+12125550000")
+        first_due = numbered.admission
+        admission = AdmissionRow(
+            id=numbered.id,
+            lead_timing_json=numbered.lead_timing_json,
+            job_timing_json=numbered.job_timing_json,
+            state=first_due.state,
+            priority=first_due.priority,
+            next_due_at=first_due.next_due_at,
+            window_end=first_due.window_end,
+            reason=first_due.reason,
+        )
+        started = time.perf_counter()
+        writer = ImportWriter(engine, campaign, NOW)
+        try:
+            for start in range(0, leads, CHUNK_ROWS):
+                rows = range(start, min(start + CHUNK_ROWS, leads))
+                writer.put(Batch([_valid_lead(i) for i in rows], [admission] if start == 0 else []))
+            writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        assert writer.accepted == leads, (writer.accepted, leads)
+        return time.perf_counter() - started
+    finally:
+        engine.dispose()
+
+
+def run(rows: int, *, with_write_alone: bool = False) -> dict[str, float | int]:
     workers = worker_count()
     with tempfile.TemporaryDirectory(prefix="outdial-bench-") as tmp, fresh_database() as url:
         leads = Path(tmp) / "leads.csv"
@@ -185,6 +237,7 @@ def run(rows: int) -> dict[str, float | int]:
         engine.dispose()
         phonenumbers_s = floor_phonenumbers(leads, workers)
         copy_s = floor_copy(url, leads)
+        write_s = write_alone(url, settings, summary.accepted) if with_write_alone else None
         file_mb = leads.stat().st_size / 1e6
     floor_s = phonenumbers_s + copy_s
     print(f"{'rows':<34}{rows:>14,}")
@@ -198,7 +251,7 @@ def run(rows: int) -> dict[str, float | int]:
     print(f"{'floor (s)':<34}{floor_s:>14.2f}")
     print(f"{'import / floor':<34}{import_s / floor_s:>14.2f}")
     print(f"{'peak RSS, importer + workers (MB)':<34}{memory.peak / 1e6:>14.1f}")
-    return {
+    figures: dict[str, float | int] = {
         "import_rows_per_s": round(rows / import_s),
         "import_seconds": round(import_s, 3),
         "floor_seconds": round(floor_s, 3),
@@ -206,15 +259,26 @@ def run(rows: int) -> dict[str, float | int]:
         "peak_rss_mb": round(memory.peak / 1e6, 1),
         "rows": rows,
     }
+    if write_s is not None:
+        print(f"{'write alone (s), accepted leads':<34}{write_s:>14.2f}")
+        print(f"{'import / write alone':<34}{import_s / write_s:>14.2f}")
+        figures["write_alone_seconds"] = round(write_s, 3)
+        figures["import_write_ratio"] = round(import_s / write_s, 3)
+    return figures
 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench import", description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the generated file (default 1,000,000)")
     parser.add_argument("--quick", action="store_true", help="50,000 rows, for a quick look")
+    parser.add_argument(
+        "--write-alone",
+        action="store_true",
+        help="also time the import's database write alone (the accepted leads, already valid, through ImportWriter)",
+    )
     args = parser.parse_args(argv)
     rows = 50_000 if args.quick else args.rows
-    result = run(rows)
+    result = run(rows, with_write_alone=args.write_alone)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result))

@@ -1,4 +1,4 @@
-"""Phone normalisation agrees with phonenumbers' own parse, is_valid_number, format and time zones."""
+"""Phone normalisation agrees with phonenumbers' own parse, number_type, is_valid_number, format and time zones."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from phonenumbers import timezone as phone_timezone
 
-from outdial.services.intake.phones import PhoneError, known_region, normalise, normalise_many
+from outdial.services.intake.phones import PhoneError, known_region, normalise, normalise_many, number_kind
 
 COUNTRY_CODES = sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
 
@@ -41,6 +41,51 @@ def ours(raw: str, region: str | None) -> tuple[str, tuple[str, ...]] | None:
 def test_international_numbers_match_the_library(code: int, national: str) -> None:
     raw = f"+{code}{national}"
     assert ours(raw, None) == reference(raw, None)
+
+
+def _kinds(raw: str) -> tuple[int, int] | None:
+    """(ours, the library's) number type of ``raw``; None when the library cannot parse it."""
+    try:
+        number = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException:
+        return None
+    national = phonenumbers.national_significant_number(number)
+    return number_kind(number.country_code, national), phonenumbers.number_type(number)
+
+
+def _near(national: str) -> set[str]:
+    """A national number and its neighbours: every last digit, every first digit, one digit less and more."""
+    return (
+        {national, national[:-1], national + "5"}
+        | {national[:-1] + d for d in "0123456789"}
+        | {d + national[1:] for d in "123456789"}
+    )
+
+
+def test_number_kind_is_the_librarys_number_type_near_every_example_number() -> None:
+    """Every region's (and non-geographical code's) example numbers of every type, and numbers one
+    digit away from them: valid and invalid ones of each type, in every region's patterns."""
+    kinds = [k for name, k in vars(phonenumbers.PhoneNumberType).items() if name.isupper() and name != "UNKNOWN"]
+    examples = [phonenumbers.example_number_for_type(r, k) for r in phonenumbers.SUPPORTED_REGIONS for k in kinds]
+    non_geographical = phonenumbers.COUNTRY_CODES_FOR_NON_GEO_REGIONS
+    examples += [phonenumbers.example_number_for_non_geo_entity(c) for c in non_geographical]
+    checked: set[str] = set()
+    for example_number in filter(None, examples):
+        for national in _near(phonenumbers.national_significant_number(example_number)):
+            checked.add(raw := f"+{example_number.country_code}{national}")
+            found = _kinds(raw)
+            assert found is None or found[0] == found[1], raw
+    assert len(checked) > 15_000
+
+
+@given(st.sampled_from(COUNTRY_CODES), st.text(alphabet="0123456789", min_size=1, max_size=15))
+@settings(max_examples=3000, deadline=None)
+@example(1, "2645841234")  # Anguilla: found by the leading digits of a +1 region
+@example(7, "7172123456")  # Kazakhstan under +7
+@example(39, "0612345678")  # Italian leading zero
+def test_number_kind_is_the_librarys_number_type(code: int, national: str) -> None:
+    found = _kinds(f"+{code}{national}")
+    assert found is None or found[0] == found[1]
 
 
 @given(
