@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from outdial import faults, logs, metrics
 from outdial.models import CampaignState, JobState
-from outdial.services.outcomes import replay_unmatched
+from outdial.services.outcomes import replay_events
 from outdial.services.pacing.pacer import SLOT_BUSY, Gate, Pacer
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import Account, AccountError
@@ -311,11 +311,14 @@ class Dispatcher:
         if result.verdict == Verdict.ACCEPTED:
             call_id = result.provider_call_id
             assert call_id is not None
-            if not job_store.accept_answer(conn, job.id, start.attempt_id, call_id, now, **response):
+            answered = job_store.accept_answer(
+                conn, job.id, start.attempt_id, call_id, now, account.provider, account.name, **response
+            )
+            if not answered.moved:
                 # The dialing lease gave up on this worker and declared the call unknown: it stays
                 # unknown (never redialled), but now names its call, so the outcome settles it.
                 job_store.record_call(conn, job.id, call_id, now)
-            replay_unmatched(conn, account.provider, account.name, call_id, now, self.settings)
+            replay_events(conn, answered.waiting, account.provider, account.name, call_id, now, self.settings)
             return
         job_store.record_response(conn, start.attempt_id, **response)
         if result.verdict == Verdict.RETRY_SAFE:

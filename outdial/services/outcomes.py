@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -185,7 +185,21 @@ def replay_unmatched(
     conn: Connection, provider: str, account: str, call_id: str, now: datetime, settings: Settings
 ) -> None:
     """Apply the account's events that arrived before ``call_id`` was recorded."""
-    for event in event_store.unmatched_events(conn, provider, account, call_id):
+    waiting = event_store.unmatched_events(conn, provider, account, call_id)
+    replay_events(conn, waiting, provider, account, call_id, now, settings)
+
+
+def replay_events(
+    conn: Connection,
+    waiting: Sequence[AnyRow],
+    provider: str,
+    account: str,
+    call_id: str,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """Apply ``waiting``, the account's events read as unmatched for ``call_id`` (under its call lock)."""
+    for event in waiting:
         if event.outcome is not None:
             apply_outcome(
                 conn,

@@ -57,8 +57,9 @@ def mark_event(conn: Connection, event_id: int, applied: str, job_id: int | None
     conn.execute(update(events).where(events.c.id == event_id).values(applied=applied, job_id=job_id))
 
 
-# Built once, bound per call: every accepted dispatch runs it.
-_UNMATCHED = (
+# Built once, bound per call (``_provider``, ``_account``, ``_call_id``): every accepted dispatch runs it
+# (on PostgreSQL within ``jobs.accept_answer``'s statement).
+UNMATCHED = (
     select(events)
     .where(
         events.c.provider == bindparam("_provider"),
@@ -72,7 +73,7 @@ _UNMATCHED = (
 
 def unmatched_events(conn: Connection, provider: str, account: str, call_id: str) -> Sequence[AnyRow]:
     """The account's events that arrived before the call id they name was recorded."""
-    return conn.execute(_UNMATCHED, {"_provider": provider, "_account": account, "_call_id": call_id}).all()
+    return conn.execute(UNMATCHED, {"_provider": provider, "_account": account, "_call_id": call_id}).all()
 
 
 def reported(conn: Connection, provider_call_ids: Sequence[str]) -> dict[str, list[AnyRow]]:

@@ -34,6 +34,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    true,
     update,
 )
 from sqlalchemy.sql.dml import ReturningInsert
@@ -52,6 +53,7 @@ from outdial.models import (
     JobState,
 )
 from outdial.store import AnyRow, table
+from outdial.store.events import UNMATCHED
 from outdial.vocab import Verdict
 
 jobs = table(Job)
@@ -633,25 +635,56 @@ def record_response(conn: Connection, attempt_id: int, **values: Any) -> None:
 
 @cache
 def _answered(columns: tuple[str, ...]) -> Then:
-    """``accept``'s follow-on on PostgreSQL: the attempt's answer written in the same statement."""
+    """``accept``'s follow-on on PostgreSQL: the attempt's answer written, and the events waiting for
+    the call id read, in the same statement. One row per waiting event (or one, its columns null)."""
 
     def then(moved: FromClause) -> Select[Any]:
         bound = {c: bindparam(f"_r_{c}", type_=attempts.c[c].type) for c in columns}
         answered = update(attempts).where(attempts.c.id == _ATTEMPT_ID).values(bound).returning(attempts.c.id)
+        moved_count = select(func.count()).select_from(moved).scalar_subquery().label("_moved")
+        waiting = UNMATCHED.subquery("waiting")
+        one = select(literal(1).label("_one")).subquery("one")
         # A data-modifying CTE runs whether or not the job moved: the answer is always recorded.
-        return select(moved.c.id).add_cte(answered.cte("answered"))
+        return (
+            select(moved_count, waiting)
+            .select_from(one.outerjoin(waiting, true()))
+            .order_by(waiting.c.id)
+            .add_cte(answered.cte("answered"))
+        )
 
     return then
 
 
-def accept_answer(conn: Connection, job_id: int, attempt_id: int, call_id: str, now: datetime, **response: Any) -> bool:
-    """:func:`record_response` of the attempt, then :func:`accept` of its job: one statement on PostgreSQL
-    (the answer of every accepted dispatch). False if the job was no longer dialing."""
+@dataclass(frozen=True)
+class Answered:
+    """An accepted call's answer recorded: whether the job moved to ``accepted`` (it had not, when the
+    dialing lease had already declared it unknown), and the events that arrived before its call id."""
+
+    moved: bool
+    waiting: Sequence[AnyRow]
+
+
+def accept_answer(
+    conn: Connection,
+    job_id: int,
+    attempt_id: int,
+    call_id: str,
+    now: datetime,
+    provider: str,
+    account: str,
+    **response: Any,
+) -> Answered:
+    """:func:`record_response` of the attempt, :func:`accept` of its job, and the account's events that
+    wait for ``call_id`` (``events.unmatched_events``): one statement on PostgreSQL, the answer of every
+    accepted dispatch. Take ``events.lock_call`` first, so that the events read include every one stored
+    before."""
+    waiting_for = {"_provider": provider, "_account": account, "_call_id": call_id}
     if conn.dialect.name != "postgresql":
         record_response(conn, attempt_id, **response)
-        return accept(conn, job_id, call_id, now)
+        moved = accept(conn, job_id, call_id, now)
+        return Answered(moved, conn.execute(UNMATCHED, waiting_for).all())
     columns = tuple(sorted(response))
-    moved = transition(
+    rows = transition(
         conn,
         Edge.ACCEPT,
         JobState.DIALING,
@@ -662,9 +695,11 @@ def accept_answer(conn: Connection, job_id: int, attempt_id: int, call_id: str, 
         {"provider_call_id": call_id, "transport_retries": 0},
         then=_answered(columns),
         shape="accept_answer:" + ",".join(columns),
-        params={"_job_id": job_id, "_attempt_id": attempt_id} | {f"_r_{c}": v for c, v in response.items()},
+        params={"_job_id": job_id, "_attempt_id": attempt_id}
+        | waiting_for
+        | {f"_r_{c}": v for c, v in response.items()},
     )
-    return bool(moved)
+    return Answered(bool(rows[0]._moved), [row for row in rows if row.id is not None])
 
 
 def open_attempt(conn: Connection, job_id: int) -> AnyRow | None:

@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, event
 
 from outdial.models import TRANSITIONS, Edge, JobState
 from outdial.store import AnyRow
+from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -170,9 +171,12 @@ def test_a_reused_statement_binds_each_calls_own_job_reason_and_values(engine: E
         assert providers == ["callkaro", "vapi"]
 
 
-def test_accept_answer_records_the_attempt_and_accepts_in_one_statement_on_postgresql(engine: Engine) -> None:
-    """The accepted dispatch's answer: the attempt's response and ``dialing -> accepted`` with its event;
-    the response is recorded even when the job has moved on (the dialing lease declared it unknown)."""
+def test_accept_answer_records_the_attempt_accepts_and_reads_waiting_events_in_one_statement(
+    engine: Engine,
+) -> None:
+    """The accepted dispatch's answer on PostgreSQL, one statement: the attempt's response, ``dialing ->
+    accepted`` with its event, and the account's events that arrived before the call id. The response
+    is recorded even when the job has moved on (the dialing lease declared it unknown)."""
     statements: list[str] = []
 
     def count(*args: Any) -> None:
@@ -182,24 +186,43 @@ def test_accept_answer_records_the_attempt_and_accepts_in_one_statement_on_postg
         dialing = [job_in(conn, JobState.QUEUED) for _ in range(2)]
         starts = [job_store.begin_dial(conn, job, "callkaro", NOW) for job in dialing]
         assert job_store.mark_unknown(conn, dialing[1].id, JobState.DIALING, NOW, "lease ran out")
+        early = {
+            "provider": "callkaro",
+            "payload": "{}",
+            "event_key": "k1",
+            "kind": "webhook",
+            "received_at": NOW,
+            "applied": "unmatched",
+        }
+        for key, account in (("k1", "ck"), ("k2", "ck"), ("k3", "other")):  # another account's never counts
+            event_store.store_event(
+                conn, early | {"event_key": key, "account": account, "provider_call_id": f"call-{dialing[0].id}"}
+            )
         event.listen(conn, "before_cursor_execute", count)
         results = [
             job_store.accept_answer(
-                conn, job.id, start.attempt_id, f"call-{job.id}", LATER, http_status=201, result="accepted"
+                conn,
+                job.id,
+                start.attempt_id,
+                f"call-{job.id}",
+                LATER,
+                "callkaro",
+                "ck",
+                http_status=201,
+                result="accepted",
             )
             for job, start in zip(dialing, starts, strict=True)
             if start is not None
         ]
         event.remove(conn, "before_cursor_execute", count)
-        assert results == [True, False]
+        assert [r.moved for r in results] == [True, False]
+        assert [e.event_key for e in results[0].waiting] == ["k1", "k2"] and results[1].waiting == []
         for job in dialing:
             (attempt,) = job_store.attempts_of(conn, job.id)
             assert (attempt.http_status, attempt.result) == (201, "accepted")
         accepted = job_store.get_job(conn, dialing[0].id)
-        assert accepted is not None and (accepted.state, accepted.provider_call_id) == (
-            "accepted",
-            f"call-{dialing[0].id}",
-        )
+        assert accepted is not None
+        assert (accepted.state, accepted.provider_call_id) == ("accepted", f"call-{dialing[0].id}")
         assert [e.to_state for e in job_store.job_events_of(conn, dialing[0].id)] == ["dialing", "accepted"]
         assert [e.to_state for e in job_store.job_events_of(conn, dialing[1].id)] == ["dialing", "unknown"]
-    assert len(statements) == (2 if engine.dialect.name == "postgresql" else 5), statements
+    assert len(statements) == (2 if engine.dialect.name == "postgresql" else 7), statements
