@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchem
 
 from outdial.models import CampaignState, JobState
 from outdial.services.outcomes import Applied
+from outdial.services.timing.spec import TIMING_EXAMPLE
 from outdial.services.waiting import Why
 from outdial.vocab import Outcome, Verdict, listed
 
@@ -42,15 +43,6 @@ def examples(*values: dict[str, Any]) -> ConfigDict:
 
 # The examples: one campaign on the shipped CallKaro account, seen at one moment.
 
-TIMING_EXAMPLE: dict[str, Any] = {
-    "timezone": "America/New_York",
-    "min_trigger_time": "09:00",
-    "max_trigger_time": "18:00",
-    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
-    "carry_over": True,
-    "number_of_retries": 2,
-    "gap_between_retries": [30, 120],
-}
 STATE_COUNTS_EXAMPLE = {
     "scheduled": 180,
     "queued": 4,
@@ -354,9 +346,7 @@ class LatestAttempt(BaseModel):
     http_status: int | None
     error: str | None
     # What the provider reported about the call (services.jobs.RESULT_FIELDS), where it did.
-    duration_s: float | None = Field(
-        default=None, description="The call length in seconds, as reported."
-    )
+    duration_s: float | None = Field(default=None, description="The call length in seconds, as reported.")
     recording_url: str | None = Field(default=None, description="Where the provider keeps the call's recording.")
     transcript: str | list[Any] | None = Field(default=None, description="The conversation, as the provider gave it.")
     summary: str | None = Field(default=None, description="The provider's summary of the call.")

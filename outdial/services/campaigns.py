@@ -33,7 +33,7 @@ from outdial.services.intake.enqueue import lead_job_values, unknown_account
 from outdial.services.requests import CampaignName
 from outdial.services.rounds import campaign_zone, next_fire, valid_cron
 from outdial.services.timing.admit import merge_layers
-from outdial.services.timing.spec import SpecError, TimingFields, compile_rules
+from outdial.services.timing.spec import TIMING_EXAMPLE, SpecError, TimingFields, compile_rules
 from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import breakers as breaker_store
@@ -66,13 +66,7 @@ class CampaignBody(TimingFields):
                 {
                     "name": "dental-reminders-dec",
                     "account": "sim-callkaro",
-                    "timezone": "America/New_York",
-                    "min_trigger_time": "09:00",
-                    "max_trigger_time": "18:00",
-                    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
-                    "carry_over": True,
-                    "number_of_retries": 2,
-                    "gap_between_retries": [30, 120],
+                    **TIMING_EXAMPLE,
                     "retry_on": ["no_answer", "busy", "failed"],
                     "calls_per_minute": 60,
                 },

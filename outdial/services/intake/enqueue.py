@@ -21,7 +21,7 @@ from outdial.models import JobState
 from outdial.services.intake.safe_json import check_metadata, value_problem
 from outdial.services.providers import adapter_for
 from outdial.services.timing.admit import admit, merge_layers
-from outdial.services.timing.spec import TimingFields, parse_number
+from outdial.services.timing.spec import TIMING_EXAMPLE, TimingFields, parse_number
 from outdial.settings import Settings
 from outdial.store import AnyRow
 from outdial.store import dnc as dnc_store
@@ -48,13 +48,8 @@ class CallBody(TimingFields):
                     "account": "sim-callkaro",
                     "metadata": {"name": "Maria Lopez", "appointment": "Wednesday 2 December, 10:30"},
                     "schedule_at": "2026-12-02T09:00:00",
+                    **TIMING_EXAMPLE,
                     "timezone": "America/Los_Angeles",
-                    "min_trigger_time": "09:00",
-                    "max_trigger_time": "18:00",
-                    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
-                    "carry_over": True,
-                    "number_of_retries": 2,
-                    "gap_between_retries": [30, 120],
                     "priority": 10,
                     "options": {"language": "en"},
                 },

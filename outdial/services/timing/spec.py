@@ -137,6 +137,18 @@ MAX_DAYS_INPUT = 100
 EARLIEST_YEAR, LATEST_YEAR = 1900, 9000
 
 
+# A weekday-hours timing, as the API documents show it (its request and answer examples build on it).
+TIMING_EXAMPLE: dict[str, Any] = {
+    "timezone": "America/New_York",
+    "min_trigger_time": "09:00",
+    "max_trigger_time": "18:00",
+    "days_of_week": ["mon", "tue", "wed", "thu", "fri"],
+    "carry_over": True,
+    "number_of_retries": 2,
+    "gap_between_retries": [30, 120],
+}
+
+
 class TimingFields(BaseModel):
     """The SPEC 5 fields. ``None`` means "not given here" so layers (campaign, lead, job) can be merged."""
 
