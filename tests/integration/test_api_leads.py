@@ -189,3 +189,32 @@ def test_each_move_of_an_import_is_conditional(engine: Engine) -> None:
         assert not import_store.finish(conn, "a" * 32, counts, True, NOW)
         done = import_store.by_id(conn, "a" * 32)
     assert done is not None and (done.state, done.rows, done.accepted, done.error) == ("done", 3, 2, None)
+
+
+def test_progress_is_written_while_the_import_runs(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from outdial.services.campaigns import create_campaign
+    from outdial.services.requests import ImportOptions
+    from outdial.services.timing.spec import TimingFields
+
+    create_campaign(engine, settings, "big", "ck", TimingFields(callee_hours=None), NOW)
+    rows = "phone\n" + "".join(f"+1212{5_000_000 + i}\n" for i in range(100_000))
+    upload = uploads.accept_upload(
+        engine, settings, "big", io.BytesIO(rows.encode()), ImportOptions(), file_name=None, uploaded_by="t", now=NOW
+    )
+    seen: list[tuple[str, int]] = []
+    record = import_store.record_progress
+
+    def spy(conn: Any, import_id: str, rows: int, accepted: int, rejected: int) -> None:
+        record(conn, import_id, rows, accepted, rejected)
+        found = import_store.by_id(conn, import_id)
+        assert found is not None
+        seen.append((found.state, found.rows))
+
+    monkeypatch.setattr(import_store, "record_progress", spy)
+    ended = uploads.run_upload(engine, settings, upload.import_id)
+    assert ended is not None and (ended.state, ended.rows, ended.accepted) == ("done", 100_000, 100_000)
+    assert len(seen) >= 2 and all(state == "running" for state, _ in seen)
+    counts = [n for _, n in seen]
+    assert counts == sorted(counts) and 0 < counts[0] < 100_000  # seen before the last row was read
