@@ -441,6 +441,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--leads", type=int, default=None)
     args = parser.parse_args(argv)
+    # Stopped from outside (a CI time limit): unwind, so every server the run started is stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.seeds:
         seeds = [int(v) for v in args.seeds.split(",") if v.strip()]
     else:

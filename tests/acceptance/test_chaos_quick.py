@@ -7,6 +7,8 @@ repeated CI runs try orders this file does not name.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -17,15 +19,34 @@ from bench.chaos import INVARIANTS, broken
 from tests.conftest import TESTS_DIR
 
 
-@pytest.mark.slow
-def test_quick_chaos_run_keeps_every_promise() -> None:
-    done = subprocess.run(
+def run_chaos(timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """``bench chaos --quick`` in a session of its own: a run that overstays is stopped with every
+    process of its stack, so no server of it is left holding ports the next tests use."""
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bench", "chaos", "--quick"],
         cwd=TESTS_DIR.parent,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=400,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)  # the harness stops its stack on SIGTERM
+        try:
+            stdout, stderr = proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, stderr = proc.communicate()
+        pytest.fail(f"the chaos run took over {timeout_s:.0f} s; its stderr ends:\n{stderr[-3000:]}", pytrace=False)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)  # the run's own limit below, then the time to stop its stack
+def test_quick_chaos_run_keeps_every_promise() -> None:
+    done = run_chaos(timeout_s=420)
     lines = done.stdout.strip().splitlines()
     assert lines, f"the chaos run printed no report; its stderr ends:\n{done.stderr[-3000:]}"
     report = json.loads(lines[-1])
