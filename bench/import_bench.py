@@ -45,14 +45,14 @@ from sqlalchemy import create_engine, text
 
 from outdial.services.campaigns import create_campaign
 from outdial.services.intake.admissions import Admissions
-from outdial.services.intake.csv_import import CHUNK_ROWS, import_csv
+from outdial.services.intake.csv_import import CHUNK_ROWS, admission_row, import_csv
 from outdial.services.intake.import_writer import Batch, ImportWriter
 from outdial.services.intake.phone_pool import worker_count
 from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
 from outdial.store.db import make_engine, normalise_url, upgrade
-from outdial.store.lead_import import AdmissionRow, BatchRow
+from outdial.store.lead_import import BatchRow
 
 RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
 ADMIN_URL = os.environ.get("OUTDIAL_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
@@ -194,17 +194,7 @@ def write_alone(url: str, settings: Settings, leads: int) -> float:
             campaign = campaign_store.by_name(conn, "bench-write")
         assert campaign is not None
         numbered = Admissions(campaign.timing, NOW, settings).get((), {}, "{}", ("America/New_York",), "+12125550000")
-        first_due = numbered.admission
-        admission = AdmissionRow(
-            id=numbered.id,
-            lead_timing_json=numbered.lead_timing_json,
-            job_timing_json=numbered.job_timing_json,
-            state=first_due.state,
-            priority=first_due.priority,
-            next_due_at=first_due.next_due_at,
-            window_end=first_due.window_end,
-            reason=first_due.reason,
-        )
+        admission = admission_row(numbered)
         started = time.perf_counter()
         writer = ImportWriter(engine, campaign, NOW)
         try:

@@ -79,6 +79,10 @@ class Dispatcher:
     client: httpx.Client
     pacer: Pacer | None = None  # None: no cluster-wide limits (tests, single-process tools)
 
+    def __post_init__(self) -> None:
+        # Whether Redis may be asked inside the job's first transaction (not on SQLite: see _dispatch).
+        self._admit_in_transaction = not transactions_block_writers(self.engine)
+
     @property
     def timeouts(self) -> Timeouts:
         return Timeouts(self.settings.provider_connect_timeout_s, self.settings.provider_read_timeout_s)
@@ -128,7 +132,7 @@ class Dispatcher:
             attempt = job.attempts_used + (0 if job.transport_retries else 1)
             paced = self._paced(account, job.campaign_id, held)
             gate: Gate | None = Gate(True)
-            if paced and transactions_block_writers(self.engine):
+            if paced and not self._admit_in_transaction:
                 gate = None  # SQLite: Redis is not asked while this transaction holds the write lock
             elif paced:
                 assert self.pacer is not None

@@ -243,10 +243,11 @@ class _Run:
             (row, n, e164, variables, admission)
             for (row, e164, variables, admission), n in zip(rows, copies, strict=True)
         ]
-        return Batch(batch_rows, [_admission_row(a) for a in admissions.take_new()])
+        return Batch(batch_rows, [admission_row(a) for a in admissions.take_new()])
 
 
-def _admission_row(numbered: NumberedAdmission) -> AdmissionRow:
+def admission_row(numbered: NumberedAdmission) -> AdmissionRow:
+    """The row the import writes for a lead's first due time (shared by every lead it fits)."""
     a = numbered.admission
     return AdmissionRow(
         id=numbered.id,
