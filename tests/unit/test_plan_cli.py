@@ -52,9 +52,10 @@ def planned(spec: Any, *options: str) -> dict[str, Any]:
 
 
 def test_spec_sample_output_shape() -> None:
-    # 12:00 New York on 12-01 is 17:00Z: the SPEC's own sample line.
+    # 12:00 New York on 12-01 is 17:00Z: the SPEC's own sample line. ``--now`` pins the clock: without it the
+    # sample expires once the real date passes 2026-12-01.
     spec = {"to_number": NEW_YORK_NUMBER, "timezone": "America/New_York", "schedule_at": "2026-12-01T12:00:00"}
-    code, out, err = run_plan(spec)
+    code, out, err = run_plan(spec, "--now", "2026-11-30T00:00:00Z")
     assert (code, err) == (0, "")
     assert json.loads(out) == {"attempts": ["2026-12-01T17:00:00+00:00"], "outcome": "exhausted"}
     assert out.count("\n") == 1  # one JSON document on one line
