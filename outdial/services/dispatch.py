@@ -170,7 +170,7 @@ class Dispatcher:
         start, open_until = (None, now) if isinstance(begun, Dispatched) else begun
         if start is None:
             if self.pacer is not None:
-                self.pacer.after(account, job.to_number, gate, DialResult(Verdict.RETRY_SAFE))
+                self.pacer.withdraw(account, job.to_number, gate)
             return begun if isinstance(begun, Dispatched) else RACED
         extra = {
             "job_id": job_id,
@@ -184,7 +184,9 @@ class Dispatcher:
         room_s = (open_until - clock()).total_seconds()
         ticket = None
         if self.pacer is not None and room_s > 0:
-            ticket = self.pacer.clear_to_send(account, str(start.attempt_id), min(5.0, room_s))
+            ticket = self.pacer.clear_to_send(account, str(start.attempt_id), min(5.0, room_s), gate.ticket)
+        elif self.pacer is not None and gate.ticket is not None:
+            self.pacer.sent(gate.ticket, None)  # not sent after all: the room taken at admission goes back
         if room_s <= 0 or (self.pacer is not None and ticket is None):
             # Nothing left: the job waits for a later turn like any transport trouble, budget untouched;
             # the scheduler's own rule-7 check then carries it over or expires it.

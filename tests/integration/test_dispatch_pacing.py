@@ -138,9 +138,11 @@ class SlowPacer(Pacer):
         time.sleep(self.wait_s)
         return super().admit(*args, **kwargs)
 
-    def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
+    def clear_to_send(
+        self, account: Account, send_id: str, max_wait_s: float = 5.0, taken: SendTicket | None = None
+    ) -> SendTicket | None:
         self.send_waits.append(max_wait_s)
-        return super().clear_to_send(account, send_id, max_wait_s)
+        return super().clear_to_send(account, send_id, max_wait_s, taken)
 
 
 def windowed_call(engine: Engine, settings: Settings, pacer: Pacer) -> int:
@@ -173,6 +175,25 @@ def test_a_window_that_closes_during_the_pacing_wait_is_not_dialled(
     assert dispatcher.dispatch(job_id, NOW + timedelta(seconds=59.7)) == Dispatched(Step.EXPIRED)
     assert not route.called
     assert state(engine, job_id) == "expired"
+
+
+@respx.mock
+def test_send_room_taken_at_admission_goes_back_when_the_call_does_not_leave(
+    engine: Engine, paced: Settings, redis_url: str
+) -> None:
+    """The admission takes the send window's room with the turn; a call that then finds its window
+    closed gives it back (and its slot), so the account's next second is not spent on nothing."""
+    text = paced.accounts_file.read_text().replace("max_concurrent = 1", "max_concurrent = 1, calls_per_second = 5")
+    paced.accounts_file.write_text(text)
+    client = redis.Redis.from_url(redis_url)
+    pacer = SlowPacer(client, paced)
+    job_id = windowed_call(engine, paced, pacer)
+    route = respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "late"}))
+    dispatcher = Dispatcher(engine, paced, load_accounts(paced.accounts_file), httpx.Client(), pacer=pacer)
+    assert dispatcher.dispatch(job_id, NOW + timedelta(seconds=59.7)) == Dispatched(Step.EXPIRED)
+    assert not route.called
+    assert client.zcard(f"{paced.pacing_prefix}:sent:account:ck") == 0
+    assert pacer.slots.held("ck") == 0
 
 
 @respx.mock

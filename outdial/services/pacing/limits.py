@@ -48,6 +48,7 @@ NOSCRIPT (redis-py's ``Script``), so an emptied script cache is harmless.
 
 from __future__ import annotations
 
+import enum
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -249,6 +250,69 @@ return 1
 """
 
 
+# --- One admission: every limit a dial needs, in one round trip --------------------------
+# The dispatcher's hot path. Each part below is the script of the same name above, but
+# checked first and written last, so a denial takes nothing and nothing needs giving back.
+# KEYS: [1] the number's day count, [2] the account's slots, [3] the seeded marker, [4] the
+#   account's send window, then per rate its TAT and pause keys (as _ACQUIRE).
+# ARGV: [1] daily limit (0: none), [2] day count's ttl s, [3] slot holder, [4] slot limit
+#   (0: none), [5] slot lease µs, [6] longest wait for a turn µs, [7] send limit (0: none),
+#   [8] send id, [9] send window µs, [10] send lease µs, then per rate its interval µs and burst.
+# Returns {outcome, µs, Redis time µs, send taken (0/1)}: outcome 0 granted (µs: the wait for
+# the turn), 1 the day's cap reached, 2 no slot free (or slots not seeded), 3 the rate said
+# not yet (µs: the retry-after). A turn that is now also takes the send window's room when
+# there is any; otherwise the caller asks the window itself when it is about to send.
+_ADMIT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local daily_limit, slot_limit = tonumber(ARGV[1]), tonumber(ARGV[4])
+if daily_limit > 0 and tonumber(redis.call('GET', KEYS[1]) or 0) >= daily_limit then return {1, 0, now, 0} end
+local holder, renew = ARGV[3], false
+if slot_limit > 0 then
+  if redis.call('EXISTS', KEYS[3]) == 0 then return {2, 0, now, 0} end
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', string.format('%.0f', now))
+  renew = redis.call('ZSCORE', KEYS[2], holder) ~= false
+  if not renew and redis.call('ZCARD', KEYS[2]) >= slot_limit then return {2, 0, now, 0} end
+end
+local max_wait, wait, paused, tats = tonumber(ARGV[6]), 0, 0, {}
+for i = 1, (#KEYS - 4) / 2 do
+  local interval, burst = tonumber(ARGV[9 + 2 * i]), tonumber(ARGV[10 + 2 * i])
+  local tat = tonumber(redis.call('GET', KEYS[3 + 2 * i]) or 0)
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  local allow_at = new_tat - burst * interval
+  if allow_at - now > wait then wait = allow_at - now end
+  local resume = tonumber(redis.call('GET', KEYS[4 + 2 * i]) or 0)
+  if resume - now > paused then paused = resume - now end
+  tats[i] = new_tat
+end
+if paused > 0 then return {3, math.max(wait, paused), now, 0} end
+if wait > max_wait then return {3, wait, now, 0} end
+if daily_limit > 0 then
+  if redis.call('INCR', KEYS[1]) == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end
+end
+if slot_limit > 0 then
+  local expiry = string.format('%.0f', now + tonumber(ARGV[5]))
+  if renew then redis.call('ZADD', KEYS[2], 'XX', expiry, holder) else redis.call('ZADD', KEYS[2], expiry, holder) end
+  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIRE', KEYS[2], math.ceil((tonumber(last[2]) - now) / 1000) + 1000)
+end
+for i = 1, #tats do
+  redis.call('SET', KEYS[3 + 2 * i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
+end
+local send_limit, taken = tonumber(ARGV[7]), 0
+if send_limit > 0 and wait == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
+  local window, lease = tonumber(ARGV[9]), tonumber(ARGV[10])
+  redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', now - window)
+  if redis.call('ZCARD', KEYS[4]) < send_limit then
+    redis.call('ZADD', KEYS[4], now + lease, ARGV[8])
+    redis.call('PEXPIRE', KEYS[4], math.ceil((window + lease) / 1000) + 1000)
+    taken = 1
+  end
+end
+return {0, wait, now, taken}
+"""
+
 # --- Pure helpers ---------------------------------------------------------------------------
 
 
@@ -291,6 +355,26 @@ def account_key(account: str) -> str:
 def campaign_key(campaign_id: int | str) -> str:
     """The rate key of a campaign."""
     return f"campaign:{campaign_id}"
+
+
+def tat_key(prefix: str, key: str) -> str:
+    return f"{prefix}:rate:{key}"
+
+
+def pause_key(prefix: str, key: str) -> str:
+    return f"{prefix}:pause:{key}"
+
+
+def slots_key(prefix: str, account: str) -> str:
+    return f"{prefix}:slots:{account}"
+
+
+def sent_key(prefix: str, key: str) -> str:
+    return f"{prefix}:sent:{key}"
+
+
+def attempts_key(prefix: str, number: str, local_date: date | str) -> str:
+    return f"{prefix}:attempts:{number}:{day_string(local_date)}"
 
 
 def day_string(local_date: date | str) -> str:
@@ -396,10 +480,10 @@ class RateLimiter:
         return int(cast(Any, self._paused_for(keys=[self._pause_key(key)]))) / MICROS
 
     def _tat_key(self, key: str) -> str:
-        return f"{self.prefix}:rate:{key}"
+        return tat_key(self.prefix, key)
 
     def _pause_key(self, key: str) -> str:
-        return f"{self.prefix}:pause:{key}"
+        return pause_key(self.prefix, key)
 
 
 # --- Concurrency -------------------------------------------------------------------------
@@ -476,7 +560,7 @@ class ConcurrencySlots:
         return int(cast(Any, self._held(keys=[self._key(account)])))
 
     def _key(self, account: str) -> str:
-        return f"{self.prefix}:slots:{account}"
+        return slots_key(self.prefix, account)
 
     @property
     def _seeded_key(self) -> str:
@@ -553,7 +637,7 @@ class SendWindow:
         self._client.zrem(self._key(key), send_id)
 
     def _key(self, key: str) -> str:
-        return f"{self.prefix}:sent:{key}"
+        return sent_key(self.prefix, key)
 
 
 class DailyAttempts:
@@ -581,4 +665,95 @@ class DailyAttempts:
         return int(cast(Any, raw)) if raw is not None else 0
 
     def _key(self, number: str, local_date: date | str) -> str:
-        return f"{self.prefix}:attempts:{number}:{day_string(local_date)}"
+        return attempts_key(self.prefix, number, local_date)
+
+
+# --- One admission --------------------------------------------------------------------------
+
+
+class Admitted(enum.Enum):
+    GRANTED = 0
+    DAILY_CAP = 1
+    SLOT_BUSY = 2
+    RATE = 3
+
+
+@dataclass(frozen=True)
+class DailyCap:
+    number: str
+    local_date: date
+    limit: int
+
+
+@dataclass(frozen=True)
+class Slot:
+    account: str
+    holder: str
+    limit: int
+    lease_s: float
+
+
+@dataclass(frozen=True)
+class Send:
+    """A send window to take room in, if the turn is now: ``key`` as for :class:`SendWindow`."""
+
+    key: str
+    limit: int
+    send_id: str
+    lease_s: float
+    window_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    outcome: Admitted
+    # Granted: the wait for the booked turn; denied by the rate: how long until asking can succeed.
+    wait_s: float
+    redis_us: int  # Redis's clock when it decided
+    send_taken: bool = False
+
+
+class Admissions:
+    """Every limit one dial needs (day count, slot, rates, send room) taken in one atomic round trip,
+    all or nothing: the same keys and rules as :class:`DailyAttempts`, :class:`ConcurrencySlots`
+    (seeded required), :class:`RateLimiter` and :class:`SendWindow` (seeded required), whose
+    ``undo``, ``release`` and ``forget`` give back what it took."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
+        self.prefix = prefix
+        self._admit = client.register_script(_ADMIT)
+
+    def admit(
+        self,
+        daily: DailyCap | None,
+        slot: Slot | None,
+        rates: Sequence[Rate],
+        max_wait_s: float,
+        send: Send | None = None,
+    ) -> Admission:
+        if not max_wait_s >= 0 or math.isinf(max_wait_s):
+            raise ValueError(f"max_wait_s must be a finite number of seconds >= 0, not {max_wait_s!r}")
+        if len({r.key for r in rates}) != len(rates):
+            raise ValueError("each key may appear once")
+        p = self.prefix
+        keys = [
+            attempts_key(p, daily.number, daily.local_date) if daily else f"{p}:unused",
+            slots_key(p, slot.account) if slot else f"{p}:unused",
+            seeded_key(p),
+            sent_key(p, send.key) if send else f"{p}:unused",
+        ]
+        args: list[str | int] = [daily.limit if daily else 0, ATTEMPTS_TTL_S]
+        if slot is not None and slot.limit < 1:
+            raise ValueError(f"a concurrency limit is at least 1, not {slot.limit!r}")
+        args += [slot.holder, slot.limit, _lease_us(slot.lease_s)] if slot else ["", 0, 0]
+        args.append(math.floor(max_wait_s * MICROS))
+        if send is not None:
+            args += [send.limit, send.send_id, _lease_us(send.window_s), _lease_us(send.lease_s)]
+        else:
+            args += [0, "", 0, 0]
+        for rate in rates:
+            _check_burst(rate.burst)
+            keys += [tat_key(p, rate.key), pause_key(p, rate.key)]
+            args += [emission_interval_us(rate.per_second), rate.burst]
+        outcome, micros, now_us, taken = _ints(self._admit(keys=keys, args=args))
+        return Admission(Admitted(outcome), micros / MICROS, now_us, bool(taken))

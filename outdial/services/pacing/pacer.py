@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import secrets
 import time
 from collections.abc import Callable, Mapping, Set
 from dataclasses import dataclass, field
@@ -21,11 +22,16 @@ from redis.exceptions import RedisError
 
 from outdial import logs
 from outdial.services.pacing.limits import (
+    Admissions,
+    Admitted,
     ConcurrencySlots,
     DailyAttempts,
+    DailyCap,
     Rate,
     RateLimiter,
+    Send,
     SendWindow,
+    Slot,
     account_key,
     campaign_key,
 )
@@ -41,6 +47,16 @@ SLOT_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
+class SendTicket:
+    """A send let through the hard cap: its id, and Redis's and this process's clocks at that moment."""
+
+    send_id: str
+    key: str | None  # None: the account has no calls-per-second limit
+    redis_us: int
+    monotonic: float
+
+
+@dataclass(frozen=True)
 class Gate:
     """The pacing verdict for one dial; a closed gate says when to try again."""
 
@@ -52,20 +68,11 @@ class Gate:
     # An impatient admission (``admit(..., patient=False)``): the reserved turn of the rate is this
     # far ahead, for the caller to wait out before it dials.
     start_in_s: float = 0.0
+    ticket: SendTicket | None = None  # room in the send window, taken with the turn
 
 
 # An impatient admission found no free slot at once and took nothing: ask again, patiently.
 SLOT_BUSY = "slot_busy"
-
-
-@dataclass(frozen=True)
-class SendTicket:
-    """A send let through the hard cap: its id, and Redis's and this process's clocks at that moment."""
-
-    send_id: str
-    key: str | None  # None: the account has no calls-per-second limit
-    redis_us: int
-    monotonic: float
 
 
 def holder_name(job_id: int, attempt: int) -> str:
@@ -88,6 +95,7 @@ class Pacer:
         self.slots = ConcurrencySlots(client, prefix, require_seeded=True)
         self.daily = DailyAttempts(client, prefix)
         self.sends = SendWindow(client, prefix, require_seeded=True)
+        self.admissions = Admissions(client, prefix)
         self.client = client
 
     def rates(self, account: Account, campaign_id: int | None, calls_per_minute: int | None) -> list[Rate]:
@@ -112,70 +120,73 @@ class Pacer:
         calls_per_minute: int | None = None,
         patient: bool = True,
     ) -> Gate:
-        """Take every limit that applies, or none: a closed gate has given back what it took.
+        """Take every limit that applies, or none, in one round trip (:class:`Admissions`).
 
         Not ``patient``, it never sleeps, so a caller may ask while it holds a database
         transaction: a slot that is not free at once closes the gate with :data:`SLOT_BUSY`
         (ask again patiently), and a reserved turn later than now is left in ``start_in_s``.
+        A turn that is now also takes the send window's room when there is some
+        (``Gate.ticket``), so :meth:`clear_to_send` need not ask Redis again.
         """
-        s = self.settings
-        day: date | None = None
-        holder: str | None = None
-        try:
-            if s.per_number_daily_attempts:
-                day, day_ends = callee_day(to_number, now, s)
-                if not self.daily.try_attempt(to_number, day, s.per_number_daily_attempts):
-                    return Gate(False, day_ends, "daily_attempt_cap")
-            if account.limits.max_concurrent:
-                holder = holder_name(job_id, attempt)
-                if not patient and not self.slots.acquire(
-                    account.name, holder, account.limits.max_concurrent, s.slot_lease_s
-                ):
-                    self._give_back(account, to_number, day, None)
-                    return Gate(False, None, SLOT_BUSY)
-                if patient and not self._wait_for_slot(account, holder):
-                    self._give_back(account, to_number, day, None)
-                    return Gate(False, now + timedelta(seconds=random.uniform(0.5, 1.5)), "concurrency")
-            rates = self.rates(account, campaign_id, calls_per_minute)
-            if rates:
-                decision = self.limiter.reserve(rates, s.pacing_max_wait_s)
-                if not decision.allowed:
-                    self._give_back(account, to_number, day, holder)
-                    return Gate(False, now + timedelta(seconds=decision.retry_after_s), "rate")
-                if decision.start_in_s > 0:
-                    if not patient:
-                        return Gate(True, holder=holder, day=day, start_in_s=decision.start_in_s)
-                    time.sleep(decision.start_in_s)  # our reserved turn: wait for it, then dial at once
-        except RedisError as exc:
-            # Without the limits we may not dial; the job waits and tries again.
-            log.warning("pacing unavailable: %s", exc, extra=logs.fields(job_id=job_id, account=account.name))
-            self._give_back(account, to_number, day, holder, quietly=True)
-            return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
-        return Gate(True, holder=holder, day=day)
-
-    def _wait_for_slot(self, account: Account, holder: str) -> bool:
-        """Take a concurrency slot, waiting up to ``pacing_max_wait_s`` for one.
-
-        The scheduler queues a job only when the database shows a slot free; Redis
-        frees an ended call's slot at the scheduler's next tick, so a short wait
-        finds it rather than handing the job back.
-        """
-        s, limit = self.settings, account.limits.max_concurrent
-        assert limit is not None
+        s, limits = self.settings, account.limits
+        daily: DailyCap | None = None
+        day_ends = now
+        if s.per_number_daily_attempts:
+            day, day_ends = callee_day(to_number, now, s)
+            daily = DailyCap(to_number, day, s.per_number_daily_attempts)
+        holder = holder_name(job_id, attempt)
+        slot = Slot(account.name, holder, limits.max_concurrent, s.slot_lease_s) if limits.max_concurrent else None
+        send = None
+        if limits.calls_per_second:
+            # Unique per admission: a redelivered task's give-back must not remove the first one's entry.
+            send_id = f"{holder}:{secrets.token_hex(4)}"
+            send = Send(account_key(account.name), math.floor(limits.calls_per_second), send_id, send_lease_s(s))
+        rates = self.rates(account, campaign_id, calls_per_minute)
         deadline = time.monotonic() + s.pacing_max_wait_s
-        while not self.slots.acquire(account.name, holder, limit, s.slot_lease_s):
-            if time.monotonic() + SLOT_POLL_S > deadline:
-                return False
-            time.sleep(SLOT_POLL_S)
-        return True
+        try:
+            while True:
+                admission = self.admissions.admit(daily, slot, rates, s.pacing_max_wait_s, send)
+                if admission.outcome != Admitted.SLOT_BUSY:
+                    break
+                # The scheduler queues a job only when the database shows a slot free; Redis frees an
+                # ended call's slot at the scheduler's next tick, so a short wait finds it.
+                if not patient:
+                    return Gate(False, None, SLOT_BUSY)
+                if time.monotonic() + SLOT_POLL_S > deadline:
+                    return Gate(False, now + timedelta(seconds=random.uniform(0.5, 1.5)), "concurrency")
+                time.sleep(SLOT_POLL_S)
+        except RedisError as exc:
+            # Without the limits we may not dial; the job waits and tries again. Whatever the script
+            # may have taken is the holder's slot (released by name) or one day count (left: fewer calls).
+            log.warning("pacing unavailable: %s", exc, extra=logs.fields(job_id=job_id, account=account.name))
+            self._give_back(account, to_number, None, holder if slot else None, quietly=True)
+            return Gate(False, now + timedelta(seconds=2), "pacing_unavailable")
+        if admission.outcome == Admitted.DAILY_CAP:
+            return Gate(False, day_ends, "daily_attempt_cap")
+        if admission.outcome == Admitted.RATE:
+            return Gate(False, now + timedelta(seconds=admission.wait_s), "rate")
+        ticket = None
+        if send is not None and admission.send_taken:
+            ticket = SendTicket(send.send_id, send.key, admission.redis_us, time.monotonic())
+        held, counted = (holder if slot else None), (daily.local_date if daily else None)
+        if admission.wait_s > 0:
+            if not patient:
+                return Gate(True, holder=held, day=counted, start_in_s=admission.wait_s)
+            time.sleep(admission.wait_s)  # our reserved turn: wait for it, then dial at once
+        return Gate(True, holder=held, day=counted, ticket=ticket)
 
-    def clear_to_send(self, account: Account, send_id: str, max_wait_s: float = 5.0) -> SendTicket | None:
+    def clear_to_send(
+        self, account: Account, send_id: str, max_wait_s: float = 5.0, taken: SendTicket | None = None
+    ) -> SendTicket | None:
         """Wait until the account's last second of sends has room for this one; None if it never did.
 
         The hard cap behind the smooth GCRA turns: at most ``calls_per_second``
         requests reach the provider in any one second (see :class:`SendWindow`).
-        Report what became of the request with :meth:`sent`.
+        Room ``taken`` at admission is used as it is. Report what became of the
+        request with :meth:`sent`.
         """
+        if taken is not None:
+            return taken
         limit = account.limits.calls_per_second
         if not limit:
             return SendTicket(send_id, None, 0, 0.0)
@@ -207,6 +218,12 @@ class Pacer:
                 self.sends.written(ticket.key, ticket.send_id, at_us)
         except RedisError as exc:  # the entry's lease still bounds it
             log.warning("pacing bookkeeping failed: %s", exc)
+
+    def withdraw(self, account: Account, to_number: str, gate: Gate) -> None:
+        """The call will not be placed after all: give back all the admission took."""
+        if gate.ticket is not None:
+            self.sent(gate.ticket, None)
+        self.after(account, to_number, gate, DialResult(Verdict.RETRY_SAFE))
 
     def after(self, account: Account, to_number: str, gate: Gate, result: DialResult) -> None:
         """Give back what a request that placed no call took; keep it while a call may be live."""
