@@ -211,7 +211,7 @@ def write_alone(url: str, settings: Settings, leads: int) -> float:
         engine.dispose()
 
 
-def run(rows: int, *, with_write_alone: bool = False) -> dict[str, float | int]:
+def run(rows: int, *, with_write_alone: bool = False) -> dict[str, float | int | str]:
     workers = worker_count()
     with tempfile.TemporaryDirectory(prefix="outdial-bench-") as tmp, fresh_database() as url:
         leads = Path(tmp) / "leads.csv"
@@ -241,13 +241,14 @@ def run(rows: int, *, with_write_alone: bool = False) -> dict[str, float | int]:
     print(f"{'floor (s)':<34}{floor_s:>14.2f}")
     print(f"{'import / floor':<34}{import_s / floor_s:>14.2f}")
     print(f"{'peak RSS, importer + workers (MB)':<34}{memory.peak / 1e6:>14.1f}")
-    figures: dict[str, float | int] = {
+    figures: dict[str, float | int | str] = {
         "import_rows_per_s": round(rows / import_s),
         "import_seconds": round(import_s, 3),
         "floor_seconds": round(floor_s, 3),
         "import_floor_ratio": round(import_s / floor_s, 3),
         "peak_rss_mb": round(memory.peak / 1e6, 1),
         "rows": rows,
+        "import_write_path": str(summary.write_path),  # foreign-key checks on or off (lead_import.WritePath)
     }
     if write_s is not None:
         print(f"{'write alone (s), accepted leads':<34}{write_s:>14.2f}")

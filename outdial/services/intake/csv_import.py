@@ -43,7 +43,7 @@ from outdial.services.intake.report import RejectReport
 from outdial.services.timing.spec import SpecError
 from outdial.settings import Settings
 from outdial.store import campaigns as campaign_store
-from outdial.store.lead_import import AdmissionRow, BatchRow
+from outdial.store.lead_import import AdmissionRow, BatchRow, WritePath
 
 CHUNK_ROWS = 10_000
 
@@ -60,6 +60,8 @@ class ImportSummary:
     duplicates: int
     suppressed: int
     report: str | None  # the report CSV's path; None when no row was rejected
+    # PostgreSQL: whether the write ran with the foreign-key checks (not in as_dict: how, not what).
+    write_path: WritePath | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -140,6 +142,7 @@ def import_csv(
         duplicates=valid - writer.accepted - writer.suppressed,
         suppressed=writer.suppressed,
         report=str(path) if path is not None else None,
+        write_path=writer.write_path,
     )
 
 

@@ -12,6 +12,7 @@ again adds the rest (a campaign never holds a number twice).
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from contextlib import nullcontext
@@ -20,10 +21,13 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine
 
+from outdial import logs
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
 from outdial.store import lead_import as store
-from outdial.store.lead_import import AdmissionRow, BatchRow
+from outdial.store.lead_import import AdmissionRow, BatchRow, WritePath
+
+log = logging.getLogger("outdial.import")
 
 
 @dataclass
@@ -47,6 +51,7 @@ class ImportWriter:
         self._admissions: dict[int, AdmissionRow] = {}
         self.accepted = 0
         self.suppressed = 0
+        self.write_path: WritePath | None = None  # PostgreSQL's, once its transaction has begun
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="outdial-import-writer", daemon=True)
         self._thread.start()
@@ -74,7 +79,12 @@ class ImportWriter:
                 # SQLite: no transaction between batches, so the write lock is free while the next is read.
                 transaction = conn.begin() if postgres else None
                 if postgres:
-                    store.pg_begin(conn, self._campaign.id)
+                    self.write_path = store.pg_begin(conn, self._campaign.id)
+                    log.info(
+                        "import writes %s foreign-key checks",
+                        "without" if self.write_path is WritePath.UNCHECKED else "with",
+                        extra=logs.fields(campaign_id=self._campaign.id, write_path=str(self.write_path)),
+                    )
                 while True:
                     item = self._queue.get()
                     if item is _DONE and self.accepted:  # new jobs: a completed campaign has work again
