@@ -12,6 +12,7 @@ import sys
 SUBCOMMANDS = {
     "import": ("bench.import_bench", "CSV import of a large lead file against PostgreSQL, with its floor"),
     "perf": ("bench.perf", "Dispatch, latency, scheduler, memory, lateness and import, as ratios to baselines"),
+    "parts": ("bench.dispatch_parts", "Per-call CPU of each part of a dispatch, next to the ideal task"),
     "pacing": ("bench.pacing", "Rate and concurrency limits measured from the provider's side"),
     "webhooks": ("bench.webhooks", "Webhook p50/p99 during a burst of concurrent POST /calls, on loopback"),
     "chaos": ("bench.chaos", "Faults injected into the whole stack, then every promise to users checked"),
