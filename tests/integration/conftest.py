@@ -1,12 +1,14 @@
-"""Fixtures for tests that need a real Celery worker on the real Redis."""
+"""Fixtures for tests that need a real Celery worker, or keys of their own, on the real Redis."""
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import Engine
@@ -54,3 +56,12 @@ def wait_for(check: Callable[[], bool], timeout: float = 30.0) -> None:
         time.sleep(0.1)
 
 
+@pytest.fixture
+def pacing_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own (the Redis is shared), cleaned up afterwards."""
+    name = f"outdial:test:pacing:{uuid.uuid4().hex}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)

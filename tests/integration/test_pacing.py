@@ -11,8 +11,7 @@ import multiprocessing
 import os
 import random
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Barrier
 from typing import Any
@@ -38,13 +37,8 @@ def client(redis_url: str) -> redis.Redis:
 
 
 @pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    """A key prefix of this test's own (the Redis is shared), cleaned up afterwards."""
-    name = f"outdial:test:pacing:{uuid.uuid4().hex}"
-    yield name
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
+def prefix(pacing_prefix: str) -> str:
+    return pacing_prefix
 
 
 def redis_now(client: redis.Redis) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -41,13 +40,9 @@ def client(redis_url: str) -> redis.Redis:
 
 
 @pytest.fixture
-def prefix(client: redis.Redis) -> Iterator[str]:
-    name = f"outdial:test:admission:{uuid.uuid4().hex}"
-    client.set(seeded_key(name), 1)  # as after the leader's first tick
-    yield name
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
+def prefix(client: redis.Redis, pacing_prefix: str) -> str:
+    client.set(seeded_key(pacing_prefix), 1)  # as after the leader's first tick
+    return pacing_prefix
 
 
 def slot(holder: str, limit: int = 1) -> Slot:
