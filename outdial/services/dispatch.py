@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine
 
 from outdial import faults, logs, metrics
 from outdial.models import CampaignState, JobState
-from outdial.services.outcomes import replay_events
+from outdial.services.outcomes import replay_waiting
 from outdial.services.pacing.pacer import SLOT_BUSY, Gate, Pacer
 from outdial.services.providers import adapter_for
 from outdial.services.providers.accounts import Account, AccountError
@@ -30,7 +30,6 @@ from outdial.services.timing.rules import Closed, recheck
 from outdial.services.timing.spec import rules_for
 from outdial.settings import Settings
 from outdial.store import AnyRow
-from outdial.store import events as event_store
 from outdial.store import jobs as job_store
 from outdial.store.db import transactions_block_writers
 from outdial.vocab import Outcome
@@ -201,7 +200,12 @@ class Dispatcher:
         with self.engine.begin() as conn:
             # The attempt's time becomes the moment the request was written, the one rule 7 is about.
             written = None if sent.written_at is None else began + timedelta(seconds=sent.written_at - started)
-            self._record(conn, job, start, account, sent.result, sent.latency_ms, done, written)
+            waiting = self._record(conn, job, start, account, sent.result, sent.latency_ms, done, written)
+        if waiting:
+            # After the commit, so the call's lock is never taken while the answer holds its rows.
+            call_id = sent.result.provider_call_id
+            assert call_id is not None
+            replay_waiting(self.engine, account.provider, account.name, call_id, done, self.settings)
         if self.pacer is not None:
             self.pacer.after(account, job.to_number, gate, sent.result)
         log.info("dialed", extra=logs.fields(**extra, verdict=sent.result.verdict, http_status=sent.result.http_status))
@@ -300,9 +304,13 @@ class Dispatcher:
         latency_ms: float,
         now: datetime,
         written: datetime | None = None,
-    ) -> None:
-        if result.provider_call_id is not None:
-            event_store.lock_call(conn, account.provider, result.provider_call_id)
+    ) -> bool:
+        """Record the provider's answer; whether events already wait for the call it accepted.
+
+        No call lock here (``events.lock_call``): a webhook that commits while this transaction
+        runs may find neither the call id nor be found by the answer's read of waiting events,
+        and the scheduler's sweep applies it at its next tick (``outcomes.apply_late_matches``).
+        That rare wait costs less than one more statement in every accepted dispatch."""
         response = {
             **({} if written is None else {"requested_at": written}),
             "responded_at": now,
@@ -324,8 +332,7 @@ class Dispatcher:
                 # The dialing lease gave up on this worker and declared the call unknown: it stays
                 # unknown (never redialled), but now names its call, so the outcome settles it.
                 job_store.record_call(conn, job.id, call_id, now)
-            replay_events(conn, answered.waiting, account.provider, account.name, call_id, now, self.settings)
-            return
+            return bool(answered.waiting)
         job_store.record_response(conn, start.attempt_id, **response)
         if result.verdict == Verdict.RETRY_SAFE:
             self._resend_later(conn, job, start, result, now)
@@ -335,6 +342,7 @@ class Dispatcher:
         else:
             reason = f"{result.error_code}: {result.message}"
             job_store.reject(conn, job.id, dialing, now, reason, reason=reason)
+        return False
 
     def _resend_later(
         self, conn: Connection, job: AnyRow, start: job_store.DialStart, result: DialResult, now: datetime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -184,22 +184,9 @@ def apply_outcome(
 def replay_unmatched(
     conn: Connection, provider: str, account: str, call_id: str, now: datetime, settings: Settings
 ) -> None:
-    """Apply the account's events that arrived before ``call_id`` was recorded."""
-    waiting = event_store.unmatched_events(conn, provider, account, call_id)
-    replay_events(conn, waiting, provider, account, call_id, now, settings)
-
-
-def replay_events(
-    conn: Connection,
-    waiting: Sequence[AnyRow],
-    provider: str,
-    account: str,
-    call_id: str,
-    now: datetime,
-    settings: Settings,
-) -> None:
-    """Apply ``waiting``, the account's events read as unmatched for ``call_id`` (under its call lock)."""
-    for event in waiting:
+    """Apply the account's events that arrived before ``call_id`` was recorded, read under its lock."""
+    event_store.lock_call(conn, provider, call_id)
+    for event in event_store.unmatched_events(conn, provider, account, call_id):
         if event.outcome is not None:
             apply_outcome(
                 conn,
@@ -214,6 +201,16 @@ def replay_events(
                 settings,
                 data=stored_result(event),
             )
+
+
+def replay_waiting(
+    engine: Engine, provider: str, account: str, call_id: str, now: datetime, settings: Settings
+) -> None:
+    """Apply, in a transaction of its own, the account's events that waited for ``call_id`` (the
+    worker's answer found some). Read again under the call's lock: the scheduler's sweep may
+    have applied them since."""
+    with engine.begin() as conn:
+        replay_unmatched(conn, provider, account, call_id, now, settings)
 
 
 def stored_result(event: AnyRow) -> dict[str, Any]:
@@ -239,6 +236,9 @@ def apply_late_matches(engine: Engine, now: datetime, settings: Settings, limit:
         # Events that never matched a call (or never parsed) are not kept forever.
         event_store.expire_events(conn, now - timedelta(seconds=settings.unmatched_event_ttl_s))
         for event in event_store.matchable_unmatched(conn, limit):
+            event_store.lock_call(conn, event.provider, event.provider_call_id)
+            if not event_store.still_unmatched(conn, event.id):
+                continue  # the worker applied it after its answer committed (``replay_waiting``)
             if event.outcome is None:
                 event_store.mark_event(conn, event.id, Applied.NOTED)
                 continue

@@ -32,10 +32,10 @@ _LOCK_CALL = text("SELECT pg_advisory_xact_lock(:ns, hashtext(:key))")
 
 
 def lock_call(conn: Connection, provider: str, call_id: str) -> None:
-    """Serialise, until the transaction ends, everything that matches events to one call: the worker
-    recording the call id (and replaying what waited for it) and a webhook looking the id up. Without
-    it, on PostgreSQL each can miss the other's uncommitted write, and the event waits for the sweep.
-    SQLite has one writer at a time already."""
+    """Serialise, until the transaction ends, everything that applies events to one call: webhooks,
+    the worker's replay of what waited for the call id, and the scheduler's sweep. Take it before
+    any row the application writes, so the order is always lock, then rows. The worker's answer
+    does not take it (see ``Dispatcher._record``). SQLite has one writer at a time already."""
     if conn.dialect.name == "postgresql":
         conn.execute(_LOCK_CALL, {"ns": _CALL_LOCK_NAMESPACE, "key": f"{provider}:{call_id}"})
 
@@ -89,6 +89,11 @@ def reported(conn: Connection, provider_call_ids: Sequence[str]) -> dict[str, li
     for row in rows:
         found.setdefault(row.provider_call_id, []).append(row)
     return found
+
+
+def still_unmatched(conn: Connection, event_id: int) -> bool:
+    applied = conn.execute(select(events.c.applied).where(events.c.id == event_id)).scalar()
+    return bool(applied == "unmatched")
 
 
 def matchable_unmatched(conn: Connection, limit: int) -> Sequence[AnyRow]:

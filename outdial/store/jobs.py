@@ -676,8 +676,8 @@ def accept_answer(
 ) -> Answered:
     """:func:`record_response` of the attempt, :func:`accept` of its job, and the account's events that
     wait for ``call_id`` (``events.unmatched_events``): one statement on PostgreSQL, the answer of every
-    accepted dispatch. Take ``events.lock_call`` first, so that the events read include every one stored
-    before."""
+    accepted dispatch. The events read are those committed when the statement began; one committed
+    while it runs is left to the scheduler's sweep."""
     waiting_for = {"_provider": provider, "_account": account, "_call_id": call_id}
     if conn.dialect.name != "postgresql":
         record_response(conn, attempt_id, **response)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -252,3 +253,50 @@ def test_webhook_that_lost_the_race_with_the_worker_is_applied_by_the_scheduler(
     report = Scheduler(engine, settings, lambda _: None).tick(NOW + timedelta(seconds=1))
     assert report.late_matches == 1
     assert state(engine, job_id) == "completed"
+
+
+@respx.mock
+def test_the_workers_answer_does_not_wait_for_the_calls_lock(engine: Engine, settings: Settings) -> None:
+    """A webhook applying an event holds the call's lock; the worker's answer takes no such lock, so it
+    commits at once (the event, if it missed the call id, is the sweep's; see the test above)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers itself")
+    from outdial.store import events as event_store
+
+    job_id = make_job(engine, settings)
+    claim(engine, settings)
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "held"}))
+    with ThreadPoolExecutor(1) as pool:
+        with engine.connect() as webhook, webhook.begin():
+            event_store.lock_call(webhook, "callkaro", "held")
+            answer = pool.submit(dispatcher(engine, settings).dispatch, job_id, NOW)
+            finished_while_held = bool(wait([answer], timeout=10).done)
+        assert finished_while_held  # (the lock is released above, so a failing run still ends)
+        assert answer.result() == Dispatched(Step.ACCEPTED)
+    assert state(engine, job_id) == "accepted"
+
+
+@respx.mock
+def test_an_event_the_worker_applied_is_not_applied_again_by_the_sweep(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sweep listed an event as matchable, then the worker's replay applied it: the sweep skips
+    it rather than apply it again or relabel it a duplicate."""
+    from outdial.services import outcomes
+    from outdial.store import events as event_store
+
+    job_id = make_job(engine, settings)
+    claim(engine, settings)
+    early = CallEvent("swept", "swept:call_ended", "CLIENT_INITIATED", Outcome.COMPLETED, NOW)
+    assert record_event(engine, "callkaro", "ck", early, "{}", "webhook", NOW, settings) == "unmatched"
+    with engine.connect() as conn:
+        (listed,) = event_store.unmatched_events(conn, "callkaro", "ck", "swept")
+    respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": "swept"}))
+    assert dispatcher(engine, settings).dispatch(job_id, NOW) == Dispatched(Step.ACCEPTED)
+    assert state(engine, job_id) == "completed"  # replayed by the worker once its answer committed
+
+    monkeypatch.setattr(event_store, "matchable_unmatched", lambda conn, limit: [listed])  # read before that
+    assert outcomes.apply_late_matches(engine, NOW + timedelta(seconds=1), settings) == 0
+    with engine.connect() as conn:
+        (stored,) = event_store.reported(conn, ["swept"])["swept"]
+    assert stored.applied == "applied"
