@@ -61,41 +61,6 @@ MICROS = 1_000_000
 # A day's count outlives the longest local day it can belong to (UTC-12 to UTC+14).
 ATTEMPTS_TTL_S = 2 * 24 * 3600
 
-# --- GCRA over any number of limits, all or nothing --------------------------------------
-# KEYS[2i-1]: limit i's theoretical arrival time (TAT), microseconds of Redis time.
-# KEYS[2i]:   limit i's pause: no grant before this Redis time (set by slow_down).
-# ARGV[1]: the longest wait a caller accepts for a reserved turn (0: now or not at all).
-# ARGV[2i], ARGV[2i+1]: limit i's emission interval in microseconds (1 / rate), its burst.
-# Returns {granted (0/1), wait in microseconds, Redis time in microseconds}.
-_ACQUIRE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local max_wait = tonumber(ARGV[1])
-local wait, paused = 0, 0
-local tats = {}
-for i = 1, #KEYS / 2 do
-  local interval = tonumber(ARGV[2 * i])
-  local burst = tonumber(ARGV[2 * i + 1])
-  local tat = tonumber(redis.call('GET', KEYS[2 * i - 1]) or 0)
-  if tat < now then tat = now end
-  local new_tat = tat + interval
-  local allow_at = new_tat - burst * interval
-  if allow_at - now > wait then wait = allow_at - now end
-  local resume = tonumber(redis.call('GET', KEYS[2 * i]) or 0)
-  if resume - now > paused then paused = resume - now end
-  tats[i] = new_tat
-end
--- No turn is reserved across a pause: after it, everyone asks afresh.
-if paused > 0 then return {0, math.max(wait, paused), now} end
-if wait > max_wait then return {0, wait, now} end
-for i = 1, #tats do
-  -- '%.0f': Lua's default number format keeps only 14 digits, too few for microseconds.
-  redis.call('SET', KEYS[2 * i - 1], string.format('%.0f', tats[i]),
-             'PX', math.ceil((tats[i] - now) / 1000))
-end
-return {1, wait, now}
-"""
-
 # KEYS[1]: the pause; ARGV[1]: how long, in microseconds. A pause only ever grows.
 # Returns the pause still to run, in microseconds.
 _SLOW_DOWN = """
@@ -254,7 +219,8 @@ return 1
 # The dispatcher's hot path. Each part below is the script of the same name above, but
 # checked first and written last, so a denial takes nothing and nothing needs giving back.
 # KEYS: [1] the number's day count, [2] the account's slots, [3] the seeded marker, [4] the
-#   account's send window, then per rate its TAT and pause keys (as _ACQUIRE).
+#   account's send window, then per rate its TAT (theoretical arrival time, µs of Redis time:
+#   GCRA) and its pause (no grant before this Redis time; set by slow_down).
 # ARGV: [1] daily limit (0: none), [2] day count's ttl s, [3] slot holder, [4] slot limit
 #   (0: none), [5] slot lease µs, [6] longest wait for a turn µs, [7] send limit (0: none),
 #   [8] send id, [9] send window µs, [10] send lease µs, then per rate its interval µs and burst.
@@ -262,9 +228,9 @@ return 1
 # the turn), 1 the day's cap reached, 2 no slot free (or slots not seeded), 3 the rate said
 # not yet (µs: the retry-after). A turn that is now also takes the send window's room when
 # there is any; otherwise the caller asks the window itself when it is about to send.
-_ADMIT = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+_ADMIT = (
+    _SLOTS_PRELUDE
+    + """
 local daily_limit, slot_limit = tonumber(ARGV[1]), tonumber(ARGV[4])
 if daily_limit > 0 and tonumber(redis.call('GET', KEYS[1]) or 0) >= daily_limit then return {1, 0, now, 0} end
 local holder, renew = ARGV[3], false
@@ -294,8 +260,7 @@ end
 if slot_limit > 0 then
   local expiry = string.format('%.0f', now + tonumber(ARGV[5]))
   if renew then redis.call('ZADD', KEYS[2], 'XX', expiry, holder) else redis.call('ZADD', KEYS[2], expiry, holder) end
-  local last = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
-  redis.call('PEXPIRE', KEYS[2], math.ceil((tonumber(last[2]) - now) / 1000) + 1000)
+  keep_until_last_lease(KEYS[2])
 end
 for i = 1, #tats do
   redis.call('SET', KEYS[3 + 2 * i], string.format('%.0f', tats[i]), 'PX', math.ceil((tats[i] - now) / 1000))
@@ -312,6 +277,7 @@ if send_limit > 0 and wait == 0 and redis.call('EXISTS', KEYS[3]) == 1 then
 end
 return {0, wait, now, taken}
 """
+)
 
 # --- Pure helpers ---------------------------------------------------------------------------
 
@@ -424,7 +390,7 @@ class Decision:
 class RateLimiter:
     def __init__(self, client: redis.Redis, prefix: str = "outdial:pacing") -> None:
         self.prefix = prefix
-        self._acquire = client.register_script(_ACQUIRE)
+        self._admissions = Admissions(client, prefix)
         self._slow_down = client.register_script(_SLOW_DOWN)
         self._paused_for = client.register_script(_PAUSED_FOR)
 
@@ -434,7 +400,7 @@ class RateLimiter:
 
     def acquire_all(self, rates: Sequence[Rate]) -> Decision:
         """One grant on every rate at once, or on none; the wait is the longest any of them needs."""
-        return self._decide(rates, max_wait_us=0)
+        return self._decide(rates, 0.0)
 
     def reserve(self, rates: Sequence[Rate], max_wait_s: float) -> Decision:
         """Book the next turn on every rate if it comes within ``max_wait_s``; sleep ``start_in_s``, then dial.
@@ -445,25 +411,17 @@ class RateLimiter:
         A caller that never uses its turn only wastes it. While a key is
         paused nothing is booked.
         """
-        if not max_wait_s >= 0 or math.isinf(max_wait_s):
-            raise ValueError(f"max_wait_s must be a finite number of seconds >= 0, not {max_wait_s!r}")
-        return self._decide(rates, max_wait_us=math.floor(max_wait_s * MICROS))
+        return self._decide(rates, max_wait_s)
 
-    def _decide(self, rates: Sequence[Rate], max_wait_us: int) -> Decision:
+    def _decide(self, rates: Sequence[Rate], max_wait_s: float) -> Decision:
         if not rates:
             raise ValueError("at least one rate is needed")
-        if len({r.key for r in rates}) != len(rates):
-            raise ValueError("each key may appear once")
-        keys: list[str] = []
-        args: list[int] = [max_wait_us]
-        for rate in rates:
-            _check_burst(rate.burst)
-            keys += [self._tat_key(rate.key), self._pause_key(rate.key)]
-            args += [emission_interval_us(rate.per_second), rate.burst]
-        granted, wait_us, now_us = _ints(self._acquire(keys=keys, args=args))
-        if granted:
-            return Decision(True, 0.0, (now_us + wait_us) / MICROS, start_in_s=wait_us / MICROS)
-        return Decision(False, wait_us / MICROS, now_us / MICROS)
+        admission = self._admissions.admit(None, None, rates, max_wait_s)
+        if admission.outcome is Admitted.GRANTED:
+            # In whole µs first: two turns exactly an interval apart stay exactly that apart.
+            turn_us = admission.redis_us + round(admission.wait_s * MICROS)
+            return Decision(True, 0.0, turn_us / MICROS, start_in_s=admission.wait_s)
+        return Decision(False, admission.wait_s, admission.redis_us / MICROS)
 
     def slow_down(self, key: str, retry_after_s: float) -> float:
         """Deny every grant on ``key`` for ``retry_after_s`` (a provider's 429); the pause now in force.
