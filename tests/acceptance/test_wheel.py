@@ -3,6 +3,7 @@ the accounts file and the demo's leads come with it."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import sysconfig
@@ -43,6 +44,7 @@ def test_the_wheel_carries_the_accounts_file_and_the_demo_leads(wheel: Path) -> 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(480)  # the whole demo, on a machine that may be busy
 def test_outdial_demo_runs_from_a_plain_install_outside_the_checkout(wheel: Path, tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
@@ -68,8 +70,6 @@ def test_outdial_demo_runs_from_a_plain_install_outside_the_checkout(wheel: Path
         check=True,
     ).stdout.split()
     assert all(path.startswith(str(venv)) for path in where), where
-    leads = workdir / "few.csv"
-    leads.write_text("phone,name\n+12125550101,Ann\n+12125550102,Bo\n+12125550103,Cy\n")
     env = {
         "PATH": f"{venv / 'bin'}:/usr/bin:/bin",
         "HOME": str(workdir),
@@ -79,12 +79,19 @@ def test_outdial_demo_runs_from_a_plain_install_outside_the_checkout(wheel: Path
         "OUTDIAL_FLOWER_PORT": "18433",
     }
     done = subprocess.run(
-        [str(venv / "bin" / "outdial"), "demo", "--leads", str(leads), "--json"],
+        # The README's demo as it ships: the packaged leads (239 jobs), not a file of the checkout.
+        [str(venv / "bin" / "outdial"), "demo", "--json"],
         cwd=workdir,
         env=env,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=420,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    assert '"not_terminal": 0' in done.stdout, done.stdout[-2000:]
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    assert summary["not_terminal"] == 0 and summary["jobs"] == 239, done.stdout[-2000:]
+    assert summary["max_requests_per_attempt"] == 1, summary
+    # Issue 12: the scheduler budgets per campaign, so the worker's gate seldom hands a job back.
+    dispatched = sum(summary["dispatch_results"].values())
+    assert dispatched >= summary["jobs"], summary
+    assert summary["hand_back_share"] < 0.05, summary["dispatch_results"]
