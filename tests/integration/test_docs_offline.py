@@ -31,6 +31,9 @@ def test_the_docs_pages_use_only_packaged_assets(settings: Settings, engine: Eng
         served = client.get(ref)
         assert served.status_code == 200 and len(served.content) > 100, ref
     assert "cdn" not in html.text.lower() and "fonts.googleapis" not in html.text
+    # What the bundles would fetch from elsewhere is stopped by the browser before it leaves.
+    policy = html.headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
     assert client.get("/openapi.json").status_code == 200
 
 
