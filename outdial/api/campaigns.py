@@ -175,7 +175,11 @@ def export_csv(
     name: str = CampaignPath, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)
 ) -> StreamingResponse:
     """Every job of the campaign as CSV (as ``outdial export``), streamed: any size, memory stays flat."""
-    campaign = find_campaign(ctx, name, key)
+    return csv_download(ctx, find_campaign(ctx, name, key))
+
+
+def csv_download(ctx: Context, campaign: AnyRow) -> StreamingResponse:
+    """The campaign's jobs as a CSV attachment, streamed; the API's route and the page's button."""
     filename = re.sub(r"[^A-Za-z0-9._-]+", "_", campaign.name) or "campaign"
     return StreamingResponse(
         stream_csv(ctx.engine, campaign.id),

@@ -423,11 +423,15 @@ class CampaignDetail(Campaign):
 
 
 class DialRate(BaseModel):
-    model_config = examples({"window_minutes": 5, "attempts": 212, "per_minute": 42.4})
+    """Dials per minute lately: requests that reached a provider (or may have), not those that
+    placed nothing and were safe to send again."""
 
-    window_minutes: int
-    attempts: int = Field(description="Requests sent in the window.")
+    model_config = examples({"window_minutes": 5.0, "attempts": 212, "per_minute": 42.4, "partial": False})
+
+    window_minutes: float = Field(description="The last 5 minutes, or less when the campaign began dialling since.")
+    attempts: int = Field(description="Dials in the window.")
     per_minute: float
+    partial: bool = Field(description="The campaign began dialling within the last 5 minutes.")
 
 
 class RecentError(BaseModel):
@@ -474,7 +478,7 @@ class CampaignStatus(BaseModel):
             },
             "next_due_at": "2026-12-01T15:30:00+00:00",
             "why": WHY_EXAMPLE,
-            "dial_rate": {"window_minutes": 5, "attempts": 212, "per_minute": 42.4},
+            "dial_rate": {"window_minutes": 5.0, "attempts": 212, "per_minute": 42.4, "partial": False},
             "recent_errors": [RECENT_ERROR_EXAMPLE],
         }
     )

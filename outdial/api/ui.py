@@ -1,7 +1,7 @@
 """The campaign page: each campaign's progress, why it is (not) dialling, its jobs, and buttons.
 
 Reading it needs no API key (it shows no full phone number and no secret). Its buttons
-(pause, resume, cancel; retry or cancel a job) are plain HTML forms that post the API
+(pause, resume, cancel; retry or cancel a job; export the jobs as CSV) are plain HTML forms that post the API
 key typed on the page; the key is checked exactly as the API checks it
 (:func:`~outdial.api.auth.require_api_key`), the same services act, and the browser is
 sent back to the page with what happened. Rendered on the server, chart included
@@ -17,15 +17,16 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy import Connection
 
 from outdial.api.auth import Level, key_owner
+from outdial.api.campaigns import csv_download
 from outdial.api.deps import Context, context
 from outdial.api.dial_rate import RatePoint, align, bucket_width, buckets_between, chart, dial_rate
 from outdial.errors import OutdialError
-from outdial.models import ACTIVE_STATES, JobState
+from outdial.models import ACTIVE_STATES, CampaignState, JobState
 from outdial.services import campaigns as campaign_service
 from outdial.services import jobs as job_service
 from outdial.services.providers.base import Outcome
@@ -64,15 +65,18 @@ def campaign_list(request: Request, ctx: Context = Depends(context)) -> HTMLResp
     return templates.TemplateResponse(request, "campaigns.html", {"rows": rows, "states": STATE_ORDER, "refresh": 5})
 
 
-def _dial_rate(conn: Connection, campaign_id: int, now: datetime) -> list[RatePoint]:
-    """Calls per minute over the campaign's whole span, counted in the database."""
-    span = ops_store.attempt_span(conn, campaign_id)
+def _dial_rate(conn: Connection, campaign: AnyRow, now: datetime) -> list[RatePoint]:
+    """Calls per minute over the campaign's whole span, counted in the database. A campaign that
+    may still dial is drawn up to now, so a stall shows as the empty minutes it is."""
+    span = ops_store.attempt_span(conn, campaign.id)
     if span is None:
         return []
     first, last = span
+    if campaign.state in (CampaignState.ACTIVE, CampaignState.PAUSED):
+        last = max(last, now)
     width = bucket_width(first, last)
     start = align(first, width)
-    counts = ops_store.attempt_buckets(conn, campaign_id, start, width)
+    counts = ops_store.attempt_buckets(conn, campaign.id, start, width)
     return dial_rate(counts, start, width, buckets_between(start, last, width), now)
 
 
@@ -97,7 +101,7 @@ def campaign_detail(
         call_outcomes, pending = ops_store.attempt_results(conn, campaign_id)
         why = explain(conn, campaign, now, ctx.settings)
         page = job_service.list_jobs(conn, campaign, states=states, outcomes=outcomes, after_id=after, limit=PAGE_SIZE)
-        rate = _dial_rate(conn, campaign_id, now)
+        rate = _dial_rate(conn, campaign, now)
     zone = ZoneInfo(why.zone)
     filters = [("state", s) for s in states] + [("outcome", o) for o in outcomes]
     context_vars = {
@@ -190,7 +194,7 @@ def _summary(verb: str, changed: job_service.JobsChanged) -> str:
     return text
 
 
-@router.post("/campaigns/{campaign_id}/act", response_class=RedirectResponse, status_code=303)
+@router.post("/campaigns/{campaign_id}/act", status_code=303)
 def act(
     campaign_id: int,
     do: Annotated[str, Form(max_length=100)],
@@ -198,8 +202,9 @@ def act(
     state: Annotated[list[str], Form()] = [],  # noqa: B006 (the page's filters, kept)
     outcome: Annotated[list[str], Form()] = [],  # noqa: B006
     ctx: Context = Depends(context),
-) -> RedirectResponse:
-    """A button of the campaign page, with the API key typed there."""
+) -> Response:
+    """A button of the campaign page, with the API key typed there: back to the page with what
+    happened, or the CSV export as a download (the page stays where it was)."""
     filters = [("state", s) for s in state if s in STATE_ORDER] + [("outcome", o) for o in outcome if o in set(Outcome)]
     owner = key_owner(ctx.engine, api_key) if api_key else None
     if owner is None:
@@ -208,6 +213,8 @@ def act(
         campaign = campaign_store.by_id(conn, campaign_id)
     if campaign is None or not owner.may(campaign.account, campaign.name):
         raise HTTPException(404, f"no campaign {campaign_id}")
+    if do == "export":
+        return csv_download(ctx, campaign)  # reading: any key that reaches the campaign
     try:
         # As over HTTP: pausing writes; resuming, cancelling and retrying are the admin's.
         owner.require(Level.WRITE if do == "pause" else Level.ADMIN)

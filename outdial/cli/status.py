@@ -78,7 +78,7 @@ def render(snap: dict[str, Any]) -> RenderableType:
 
     rate = snap["dial_rate"]
     facts = Table.grid(padding=(0, 2))
-    facts.add_row("dial rate", f"{rate['per_minute']}/min over the last {rate['window_minutes']} min")
+    facts.add_row("dial rate", f"{rate['per_minute']}/min over the last {rate['window_minutes']:g} min")
     why = snap["why"]
     facts.add_row("now", Text(why["text"], style="green" if why["dialling"] else "yellow"))
     facts.add_row("next due", next_due_text(why))

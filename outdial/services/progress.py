@@ -34,7 +34,7 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime, settings: Settin
     counts = {state.value: found.get(state.value, 0) for state in JobState}
     total = sum(counts.values())
     active = sum(n for state, n in counts.items() if state in ACTIVE)
-    recent = progress_store.attempts_since(conn, campaign.id, now - timedelta(minutes=RATE_WINDOW_MINUTES))
+    recent = progress_store.dials_since(conn, campaign.id, now - timedelta(minutes=RATE_WINDOW_MINUTES))
     errors = progress_store.recent_errors(conn, campaign.id, RECENT_ERRORS)
     return {
         "campaign": campaign.name,
@@ -56,11 +56,7 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime, settings: Settin
         "next_due_at": _iso(progress_store.next_due(conn, campaign.id)),
         # Why it is not dialling (or that it is), and the next due time in its zone and UTC.
         "why": explain(conn, campaign, now, settings).as_json(),
-        "dial_rate": {
-            "window_minutes": RATE_WINDOW_MINUTES,
-            "attempts": recent,
-            "per_minute": round(recent / RATE_WINDOW_MINUTES, 2),
-        },
+        "dial_rate": dial_rate(recent, now),
         "recent_errors": [
             {
                 "job_id": e.job_id,
@@ -72,6 +68,22 @@ def snapshot(conn: Connection, campaign: AnyRow, now: datetime, settings: Settin
             }
             for e in errors
         ],
+    }
+
+
+def dial_rate(recent: progress_store.RecentDials, now: datetime) -> dict[str, Any]:
+    """Dials per minute over the last :data:`RATE_WINDOW_MINUTES`, or over the part of it since the
+    campaign's first dial (``partial``): 60 calls in a campaign's first minute are 60 a minute, not
+    12. At least a minute, so the first few calls do not read as thousands a minute."""
+    window = float(RATE_WINDOW_MINUTES)
+    partial = recent.first_at is not None and not recent.dialled_before
+    if partial and recent.first_at is not None:
+        window = min(window, max(1.0, (now - recent.first_at).total_seconds() / 60))
+    return {
+        "window_minutes": round(window, 2),
+        "attempts": recent.count,
+        "per_minute": round(recent.count / window, 2),
+        "partial": partial,
     }
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import ColumnElement, Connection, Integer, cast, func, select
 
 from outdial.models import Attempt, Breaker, Campaign, CampaignState, Job
 from outdial.store import table
+from outdial.store.progress import DIALLED, as_utc
 
 jobs = table(Job)
 campaigns = table(Campaign)
@@ -68,11 +69,12 @@ def attempt_outcomes(conn: Connection, campaign_id: int) -> dict[str, int]:
 def attempt_results(conn: Connection, campaign_id: int) -> tuple[dict[str, int], dict[str, int]]:
     """A campaign's attempts two ways: (how the calls ended, by outcome, for those that have one;
     what the provider answered the request, for those that have no outcome yet)."""
+    # Grouped by the bare columns: PostgreSQL does not see two bound "in_flight" as one expression.
     query = (
-        select(attempts.c.outcome, func.coalesce(attempts.c.result, "in_flight"), func.count())
+        select(attempts.c.outcome, attempts.c.result, func.count())
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
         .where(jobs.c.campaign_id == campaign_id)
-        .group_by(attempts.c.outcome, func.coalesce(attempts.c.result, "in_flight"))
+        .group_by(attempts.c.outcome, attempts.c.result)
     )
     outcomes: dict[str, int] = {}
     pending: dict[str, int] = {}
@@ -80,32 +82,29 @@ def attempt_results(conn: Connection, campaign_id: int) -> tuple[dict[str, int],
         if outcome is not None:
             outcomes[str(outcome)] = outcomes.get(str(outcome), 0) + int(n)
         else:
-            pending[str(result)] = pending.get(str(result), 0) + int(n)
+            answer = "in_flight" if result is None else str(result)
+            pending[answer] = pending.get(answer, 0) + int(n)
     return outcomes, pending
 
 
 def attempt_span(conn: Connection, campaign_id: int) -> tuple[datetime, datetime] | None:
-    """When the campaign's first and last requests left; None before any."""
+    """When the campaign's first and last dials (:data:`~outdial.store.progress.DIALLED`) left;
+    None before any."""
     query = (
         select(func.min(attempts.c.requested_at), func.max(attempts.c.requested_at))
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-        .where(jobs.c.campaign_id == campaign_id)
+        .where(jobs.c.campaign_id == campaign_id, DIALLED)
     )
     first, last = conn.execute(query).one()
     if first is None or last is None:
         return None
     # min()/max() skip the column type's conversion on SQLite: read them back as UTC.
-    return _as_utc(first), _as_utc(last)
-
-
-def _as_utc(value: datetime | str) -> datetime:
-    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    return as_utc(first), as_utc(last)
 
 
 def attempt_buckets(conn: Connection, campaign_id: int, first: datetime, width_s: int) -> dict[int, int]:
-    """The campaign's requests counted per bucket of ``width_s`` seconds from ``first``, grouped
-    in the database: every attempt counts, however many, and only the counts travel."""
+    """The campaign's dials counted per bucket of ``width_s`` seconds from ``first``, grouped
+    in the database: every dial counts, however many, and only the counts travel."""
     start = first.astimezone(UTC).timestamp()
     if conn.dialect.name == "sqlite":
         # Stored as naive UTC text; strftime('%s') reads it as whole seconds since the epoch.
@@ -116,7 +115,7 @@ def attempt_buckets(conn: Connection, campaign_id: int, first: datetime, width_s
     query = (
         select(index, func.count())
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-        .where(jobs.c.campaign_id == campaign_id)
+        .where(jobs.c.campaign_id == campaign_id, DIALLED)
         .group_by(index)
     )
     return {int(i): int(n) for i, n in conn.execute(query)}

@@ -4,18 +4,24 @@ and its export (``outdial export``)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, or_, select
 
 from outdial.models import Attempt, Breaker, Job, JobState
 from outdial.store import AnyRow, table
-from outdial.vocab import NOT_ACCEPTED
+from outdial.vocab import NOT_ACCEPTED, Verdict
 
 jobs = table(Job)
 attempts = table(Attempt)
 breakers = table(Breaker)
+
+# The attempts that count as dials in a dial rate: every request that reached a provider (or may
+# have), still in flight or answered; not those that placed nothing and were safe to send again
+# (never sent for want of room or window, refused before reaching it, a 429).
+DIALLED = or_(attempts.c.result.is_(None), attempts.c.result != Verdict.RETRY_SAFE)
 
 
 def next_due(conn: Connection, campaign_id: int) -> datetime | None:
@@ -52,14 +58,35 @@ def open_breaker(conn: Connection, scope: str, name: str) -> AnyRow | None:
     return conn.execute(query).first()
 
 
-def attempts_since(conn: Connection, campaign_id: int, since: datetime) -> int:
-    """Requests sent for the campaign's jobs at or after ``since``."""
-    query = (
-        select(func.count())
+@dataclass(frozen=True)
+class RecentDials:
+    """The campaign's dials at or after an instant: how many, the first of them, and whether it
+    had dialled before that instant (when not, the window really began with the first dial)."""
+
+    count: int
+    first_at: datetime | None
+    dialled_before: bool
+
+
+def dials_since(conn: Connection, campaign_id: int, since: datetime) -> RecentDials:
+    """The campaign's dials (:data:`DIALLED`) at or after ``since``."""
+    of_campaign = (
+        select(func.count(), func.min(attempts.c.requested_at))
         .select_from(attempts.join(jobs, jobs.c.id == attempts.c.job_id))
-        .where(jobs.c.campaign_id == campaign_id, attempts.c.requested_at >= since)
+        .where(jobs.c.campaign_id == campaign_id, DIALLED)
     )
-    return int(conn.execute(query).scalar_one())
+    count, first = conn.execute(of_campaign.where(attempts.c.requested_at >= since)).one()
+    # EXISTS stops at the first older dial; a young campaign has few dials to look through.
+    earlier = select(attempts.c.id).join(jobs, jobs.c.id == attempts.c.job_id)
+    earlier = earlier.where(jobs.c.campaign_id == campaign_id, DIALLED, attempts.c.requested_at < since)
+    before = bool(conn.execute(select(earlier.exists())).scalar())
+    return RecentDials(int(count), as_utc(first) if first is not None else None, before)
+
+
+def as_utc(value: datetime | str) -> datetime:
+    # min() skips the column type's conversion on SQLite: read it back as UTC.
+    parsed = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 def last_outcomes(conn: Connection, campaign_id: int) -> dict[str, int]:

@@ -164,7 +164,8 @@ def test_status_counts_outcomes_next_due_rate_and_errors(http: TestClient, engin
     assert {k: v for k, v in status["counts"].items() if v} == {"scheduled": 1, "completed": 1, "rejected": 1}
     assert status["outcomes"] == {"completed": 1}
     assert status["next_due_at"].startswith("2099-01-05T10:00:00")
-    assert status["dial_rate"] == {"window_minutes": 5, "attempts": 2, "per_minute": 0.4}
+    # Both dials are the campaign's first, a moment ago: a rate over the minute it has dialled.
+    assert status["dial_rate"] == {"window_minutes": 1.0, "attempts": 2, "per_minute": 2.0, "partial": True}
     assert [(e["job_id"], e["http_status"], e["error"]) for e in status["recent_errors"]] == [
         (second.id, 400, "bad agent_id")
     ]

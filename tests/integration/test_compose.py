@@ -190,11 +190,12 @@ def test_no_secret_value_is_written_in_compose() -> None:
     assert environment(SERVICES["flower"])["OUTDIAL_FLOWER_BASIC_AUTH"].startswith("${OUTDIAL_FLOWER_BASIC_AUTH:?")
 
 
-def test_metrics_are_summed_over_api_and_worker_processes() -> None:
-    dirs = {environment(SERVICES[n]).get("PROMETHEUS_MULTIPROC_DIR") for n in ("api", "worker")}
+def test_metrics_are_summed_over_api_scheduler_and_worker_processes() -> None:
+    counting = ("api", "scheduler", "worker")
+    dirs = {environment(SERVICES[n]).get("PROMETHEUS_MULTIPROC_DIR") for n in counting}
     assert len(dirs) == 1 and None not in dirs
     (shared,) = dirs
-    for name in ("api", "worker"):
+    for name in counting:
         mounts = {str(v).split(":")[1] for v in SERVICES[name]["volumes"]}
         assert shared in mounts, f"{name} must mount the shared metrics directory"
 

@@ -18,7 +18,7 @@ from outdial.api.app import create_app
 from outdial.api.auth import create_key
 from outdial.cli import app as cli
 from outdial.models import CampaignState, Job, JobState
-from outdial.services import campaigns
+from outdial.services import campaigns, progress
 from outdial.services import jobs as job_service
 from outdial.services.campaigns import LeadIn, add_leads
 from outdial.services.providers.accounts import load_accounts
@@ -27,6 +27,7 @@ from outdial.settings import Settings, reset_settings
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from outdial.store import ops as ops_store
+from outdial.store import progress as progress_store
 from outdial.store import table
 
 NUMBERS = [f"+1212555{1000 + i:04d}" for i in range(7)]
@@ -145,6 +146,31 @@ def test_export_csv_is_streamed_with_every_job(http: TestClient, engine: Engine,
     assert [int(r["job_id"]) for r in rows] == ids
     assert "raw_status" in rows[0]
     assert http.get("/campaigns/nope/export.csv").status_code == 404
+
+
+def test_the_page_s_export_button_downloads_the_csv_with_the_key_typed_there(
+    http: TestClient, engine: Engine, settings: Settings
+) -> None:
+    created = make(http)
+    ids = fill(engine, settings, "winter", NUMBERS)
+    make(http, "elsewhere")
+    page = TestClient(http.app, follow_redirects=False)  # a browser: no Authorization header
+    act = f"/ui/campaigns/{created['id']}/act"
+    reader = create_key(engine, "auditor", datetime.now(UTC), scopes=["read", "campaign:winter"])
+
+    download = page.post(act, data={"do": "export", "api_key": reader})
+    assert download.status_code == 200 and download.headers["content-type"].startswith("text/csv")
+    assert download.headers["content-disposition"] == 'attachment; filename="winter.csv"'
+    assert [int(r["job_id"]) for r in csv.DictReader(io.StringIO(download.text))] == ids
+
+    # No key, a wrong key: back to the page saying why; nothing is sent.
+    for key in ("", "odk_wrong"):
+        refused = page.post(act, data={"do": "export", "api_key": key})
+        assert refused.status_code == 303 and "API+key+is+needed" in refused.headers["location"]
+    # A key scoped to another campaign does not reach this one.
+    other = create_key(engine, "other", datetime.now(UTC), scopes=["campaign:elsewhere"])
+    assert page.post(act, data={"do": "export", "api_key": other}).status_code == 404
+    assert 'id="export"' in page.get(f"/ui/campaigns/{created['id']}").text
 
 
 def test_a_campaign_created_paused_dials_nothing_until_resumed(
@@ -286,3 +312,51 @@ def test_the_dial_rate_is_counted_in_the_database_over_the_whole_span(engine: En
         assert minute == {0: 3, 1: 2, 180: 1}
         five = ops_store.attempt_buckets(conn, campaign_id, datetime(2026, 12, 1, 15, 0, tzinfo=UTC), 300)
         assert five == {0: 5, 36: 1}
+
+
+def test_the_dial_rates_count_only_dials_and_the_five_minute_rate_only_the_time_dialled(
+    http: TestClient, engine: Engine, settings: Settings
+) -> None:
+    # Three minutes ago on the minute: the page draws this active campaign up to now.
+    t0 = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=3)
+    campaigns.create_campaign(engine, settings, "young", "ck", campaigns.TimingFields(callee_hours=None), t0)
+    (job_id,) = fill(engine, settings, "young", NUMBERS[:1])
+    # 60 dials in the campaign's first minute, each answered one way or another, in flight included;
+    # and 40 requests that placed nothing (no room to send, a 429): not dials.
+    results = ["accepted", "unknown", "rejected", None] * 15 + ["retry_safe"] * 40
+    with engine.begin() as conn:
+        for seq, result in enumerate(results, start=1):
+            conn.execute(
+                insert(job_store.attempts).values(
+                    job_id=job_id, number=1, seq=seq, account="ck", provider="callkaro", result=result,
+                    requested_at=t0 + timedelta(seconds=seq % 60),
+                )
+            )  # fmt: skip
+        campaign = campaign_store.by_name(conn, "young")
+        assert campaign is not None
+        assert ops_store.attempt_buckets(conn, campaign.id, t0, 60) == {0: 60}
+        assert ops_store.attempt_span(conn, campaign.id) == (t0, t0 + timedelta(seconds=59))
+
+        a_minute_on = progress.snapshot(conn, campaign, t0 + timedelta(minutes=1), settings)["dial_rate"]
+        assert a_minute_on == {"window_minutes": 1.0, "attempts": 60, "per_minute": 60.0, "partial": True}
+        two_minutes_on = progress.snapshot(conn, campaign, t0 + timedelta(minutes=2), settings)
+        assert two_minutes_on["dial_rate"] == {
+            "window_minutes": 2.0,
+            "attempts": 60,
+            "per_minute": 30.0,
+            "partial": True,
+        }
+        # Once the campaign dialled before the window began, the window is the whole five minutes.
+        later = progress.snapshot(conn, campaign, t0 + timedelta(minutes=5, seconds=30), settings)["dial_rate"]
+        assert later["partial"] is False and later["window_minutes"] == 5.0
+        assert later["attempts"] == 30  # the dials in the second half of the first minute
+        assert later["per_minute"] == round(later["attempts"] / 5, 2)
+    # The page, on both databases: the chart's count, and the requests without an outcome by answer.
+    page = http.get(f"/ui/campaigns/{campaign.id}")
+    assert page.status_code == 200, page.text
+    assert "60 calls; peak 60.0 calls per minute." in page.text
+    assert "<td>retry_safe</td><td>40</td>" in page.text and "<td>in_flight</td><td>15</td>" in page.text
+    with engine.connect() as conn:
+        # Nothing dialled yet: no rate, over the whole window.
+        none_yet = progress.dial_rate(progress_store.RecentDials(0, None, False), t0)
+        assert none_yet == {"window_minutes": 5.0, "attempts": 0, "per_minute": 0.0, "partial": False}
