@@ -132,7 +132,7 @@ def pause(
 ) -> dict[str, Any]:
     """Stop dialling the campaign's jobs (calls already placed finish). Pausing a paused campaign is a no-op."""
     find_campaign(ctx, name, key)
-    reason = f"paused through the API ({key.name})"
+    reason = f"paused by {api_actor(key.name)}"
     return _change_json(campaigns.pause(ctx.engine, name, datetime.now(UTC), reason))
 
 
@@ -220,5 +220,5 @@ def cancel(
     each dial). Cancelling a cancelled campaign changes nothing.
     """
     find_campaign(ctx, name, key)
-    reason = f"cancelled through the API ({key.name})"
+    reason = f"cancelled by {api_actor(key.name)}"
     return _change_json(campaigns.cancel(ctx.engine, name, datetime.now(UTC), reason))

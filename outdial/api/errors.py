@@ -32,8 +32,12 @@ def _field(loc: Sequence[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+_ECHO_MAX = 60
+
+
 def problems(errors: Iterable[Any], where: str = "body") -> list[dict[str, Any]]:
-    """pydantic's errors as JSON, each naming its field (``input`` left out: it may be large)."""
+    """pydantic's errors as JSON, each naming its field; a short query or path value is quoted in the
+    message, a body's ``input`` never (it may be large, or carry a number or a secret)."""
     out = []
     for error in errors:
         loc = list(error.get("loc", ()))
@@ -45,6 +49,10 @@ def problems(errors: Iterable[Any], where: str = "body") -> list[dict[str, Any]]
             msg = f"{msg} at character {offsets[0]}" if offsets else msg
         if where and (not loc or loc[0] not in ("body", "query", "path", "header", "form", "cookie")):
             loc = [where, *loc]
+        given = error.get("input")
+        if loc and loc[0] in ("query", "path") and isinstance(given, str) and len(given) <= _ECHO_MAX:
+            # A query or path value is short and typed by a person: say which one was refused.
+            msg = f"{msg} (got {given!r})"
         out.append({"loc": loc, "field": _field(loc), "msg": msg, "type": error.get("type")})
     return out
 

@@ -93,6 +93,10 @@ def campaign_detail(
     now = datetime.now(UTC)
     states = [s for s in state if s in STATE_ORDER]
     outcomes = [o for o in outcome if o in set(Outcome)]
+    unknown = [v for v in (*state, *outcome) if v not in STATE_ORDER and v not in set(Outcome)]
+    if unknown and message is None:
+        # Said, not silently dropped: the list below is not filtered the way the address asked.
+        message = f"not filtered by {', '.join(repr(v[:40]) for v in unknown[:3])}: no such state or outcome"
     with ctx.engine.connect() as conn:
         campaign = campaign_store.by_id(conn, campaign_id)
         if campaign is None:

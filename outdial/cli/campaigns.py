@@ -248,11 +248,13 @@ def show(
     json_out: bool = typer.Option(False, "--json", help="Print it as JSON."),
 ) -> None:
     """One campaign: its settings, jobs per state, and why it is (not) dialling, with its next due time."""
+    from zoneinfo import ZoneInfo
+
     from rich.console import Console
     from rich.table import Table
 
     from outdial.services import campaigns
-    from outdial.services.waiting import explain
+    from outdial.services.waiting import explain, when
     from outdial.settings import get_settings
     from outdial.store import campaigns as campaign_store
     from outdial.store import jobs as job_store
@@ -277,9 +279,8 @@ def show(
     facts.add_row("jobs", ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none")
     facts.add_row("timing", json.dumps(row.timing, sort_keys=True))
     facts.add_row("now", ("dialling: " if why.dialling else "not dialling: ") + why.text)
-    local = why.next_due_local
-    if why.next_due is not None and local is not None:
-        facts.add_row("next due", f"{local:%Y-%m-%d %H:%M %Z} {why.zone} ({why.next_due:%Y-%m-%d %H:%M} UTC)")
+    if why.next_due is not None:
+        facts.add_row("next due", when(why.next_due, ZoneInfo(why.zone)))
     else:
         facts.add_row("next due", "nothing scheduled")
     Console().print(facts)

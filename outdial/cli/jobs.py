@@ -123,7 +123,7 @@ def retry(
     _selection(ids, campaign, state)
     engine, settings, now, who = open_engine(), get_settings(), datetime.now(UTC), job_service.cli_actor()
     if campaign:
-        changed = job_service.retry_campaign(engine, settings, campaign, state, who, now)
+        changed = job_service.retry_campaign(engine, settings, campaign, state, who, now, option="--state")
     else:
         changed = job_service.retry(engine, settings, ids, who, now)
     _report("retried", changed, json_out)
@@ -144,7 +144,7 @@ def cancel(
     _selection(ids, campaign, state)
     engine, now, who = open_engine(), datetime.now(UTC), job_service.cli_actor()
     if campaign:
-        changed = job_service.cancel_campaign_jobs(engine, campaign, state, who, now)
+        changed = job_service.cancel_campaign_jobs(engine, campaign, state, who, now, option="--state")
     else:
         changed = job_service.cancel(engine, ids, who, now)
     _report("cancelled", changed, json_out)

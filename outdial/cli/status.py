@@ -152,9 +152,12 @@ def next_due_text(why: dict[str, Any]) -> str:
     """The next due time in the campaign's zone and in UTC."""
     if not why["next_due_at"]:
         return "nothing scheduled"
-    local = datetime.fromisoformat(why["next_due_local"])
-    utc = datetime.fromisoformat(why["next_due_at"])
-    return f"{local:%Y-%m-%d %H:%M %Z} {why['zone']} ({utc:%Y-%m-%d %H:%M} UTC)"
+    from zoneinfo import ZoneInfo
+
+    from outdial.services.waiting import when
+
+    # From the zone's name, not the offset in next_due_local: "EST", not "UTC-05:00".
+    return when(datetime.fromisoformat(why["next_due_at"]), ZoneInfo(why["zone"]))
 
 
 def progress_line(snap: dict[str, Any]) -> str:

@@ -244,18 +244,25 @@ def _campaign_ids(engine: Engine, campaign_name: str, states: Sequence[str]) -> 
 
 
 def retry_campaign(
-    engine: Engine, settings: Settings, campaign_name: str, states: Sequence[str], who: str, now: datetime
+    engine: Engine,
+    settings: Settings,
+    campaign_name: str,
+    states: Sequence[str],
+    who: str,
+    now: datetime,
+    option: str = "state",
 ) -> JobsChanged:
-    """Retry every job of the campaign in ``states`` (e.g. all its ``unknown`` jobs)."""
-    wanted = parse_states(states, RETRYABLE) or [JobState.UNKNOWN]
+    """Retry every job of the campaign in ``states`` (e.g. all its ``unknown`` jobs); a bad state is
+    an error naming ``option`` (``--state`` on the command line)."""
+    wanted = parse_states(states, RETRYABLE, option) or [JobState.UNKNOWN]
     return retry(engine, settings, list(_campaign_ids(engine, campaign_name, wanted)), who, now)
 
 
 def cancel_campaign_jobs(
-    engine: Engine, campaign_name: str, states: Sequence[str], who: str, now: datetime
+    engine: Engine, campaign_name: str, states: Sequence[str], who: str, now: datetime, option: str = "state"
 ) -> JobsChanged:
     """Cancel every job of the campaign in ``states`` (which must be cancellable)."""
-    wanted = parse_states(states, CANCELLABLE)
+    wanted = parse_states(states, CANCELLABLE, option)
     if not wanted:
-        raise InputError(f"name the states to cancel: any of {_names(CANCELLABLE)}", field="state")
+        raise InputError(f"name the states to cancel: any of {_names(CANCELLABLE)}", field=option)
     return cancel(engine, list(_campaign_ids(engine, campaign_name, wanted)), who, now)

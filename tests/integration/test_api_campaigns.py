@@ -96,7 +96,7 @@ def test_pause_stops_claims_resume_restarts_them(http: TestClient, engine: Engin
     paused = http.post("/campaigns/spring/pause")
     assert paused.json() == {"campaign": "spring", "state": "paused", "changed": True}
     assert http.post("/campaigns/spring/pause").json()["changed"] is False  # a no-op, not an error
-    assert http.get("/campaigns/spring").json()["pause_reason"] == "paused through the API (tests)"
+    assert http.get("/campaigns/spring").json()["pause_reason"] == "paused by api:tests"
 
     sent: list[int] = []
     later = datetime.now(UTC) + timedelta(seconds=5)

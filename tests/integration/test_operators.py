@@ -94,6 +94,7 @@ def test_jobs_are_listed_a_page_at_a_time_and_filtered(http: TestClient, engine:
     assert [j["id"] for j in both["jobs"]] == [ids[1], ids[4]]
     bad = http.get("/campaigns/winter/jobs", params={"state": "lost"})
     assert bad.status_code == 422 and bad.json()["detail"][0]["field"] == "state.0"
+    assert "(got 'lost')" in bad.json()["detail"][0]["msg"] and "'unknown'" in bad.json()["detail"][0]["msg"]
     assert http.get("/campaigns/nope/jobs").status_code == 404
 
 
@@ -171,6 +172,9 @@ def test_the_page_s_export_button_downloads_the_csv_with_the_key_typed_there(
     other = create_key(engine, "other", datetime.now(UTC), scopes=["campaign:elsewhere"])
     assert page.post(act, data={"do": "export", "api_key": other}).status_code == 404
     assert 'id="export"' in page.get(f"/ui/campaigns/{created['id']}").text
+    # A filter the page does not know is said, not silently dropped.
+    odd = page.get(f"/ui/campaigns/{created['id']}", params={"state": "lost"}).text
+    assert "not filtered by &#39;lost&#39;: no such state or outcome" in odd
 
 
 def test_a_campaign_created_paused_dials_nothing_until_resumed(
@@ -282,6 +286,9 @@ def test_cli_operator_verbs(db_url: str, engine: Engine, settings: Settings, mon
     assert runner.invoke(cli, ["jobs", "retry"]).exit_code == 2  # nothing selected: bad input
     bad = runner.invoke(cli, ["jobs", "list", "--campaign", "cli-c", "--state", "lost"])
     assert bad.exit_code == 2 and "--state" in bad.stderr
+    for verb in ("retry", "cancel"):  # the option is named as typed, for the bulk verbs too
+        bad = runner.invoke(cli, ["jobs", verb, "--campaign", "cli-c", "--state", "completed"])
+        assert bad.exit_code == 2 and bad.stderr.startswith("error: --state: 'completed' is not one of"), bad.stderr
     assert runner.invoke(cli, ["jobs", "list", "--campaign", "nope"]).exit_code == 1
 
     paused = runner.invoke(cli, ["campaign", "resume", "cli-c"])
