@@ -24,6 +24,7 @@ from outdial.services.campaigns import LeadIn, add_leads
 from outdial.services.providers.accounts import load_accounts
 from outdial.services.waiting import Why, explain
 from outdial.settings import Settings, reset_settings
+from outdial.store import breakers as breaker_store
 from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from outdial.store import ops as ops_store
@@ -244,6 +245,54 @@ def test_why_a_campaign_waits_for_its_window_in_its_zone(engine: Engine, setting
     later = datetime(2026, 12, 1, 17, 5, tzinfo=UTC)
     with engine.connect() as conn:
         assert explain(conn, campaign, later, settings).why == Why.PACING
+
+
+def test_why_names_each_reason_an_operator_would_fix_in_turn(engine: Engine, settings: Settings) -> None:
+    now = datetime.now(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)  # the leads are due by then
+    later = f"{now + timedelta(minutes=30):%Y-%m-%d %H:%M} UTC"
+    timing = campaigns.TimingFields(callee_hours=None, number_of_retries=1, gap_between_retries=[30])
+    campaigns.create_campaign(engine, settings, "turns", "ck", timing, now)
+
+    def why(at: datetime = now) -> tuple[Why, str]:
+        with engine.connect() as conn:
+            campaign = campaign_store.by_name(conn, "turns")
+            assert campaign is not None
+            found = explain(conn, campaign, at, settings)
+        return found.why, found.text
+
+    assert why() == (Why.NO_JOBS, "no leads yet (outdial import)")
+    (first, second) = fill(engine, settings, "turns", NUMBERS[:2])
+    assert why()[0] == Why.PACING and why()[1].startswith("2 calls due now, none in progress")
+    force(engine, first, JobState.DIALING)
+    assert why() == (Why.DIALLING, "1 calls in progress, 1 more due now")
+    # The other waits out its retry gap: nothing due yet, and when it is, in UTC (no zone set).
+    force(engine, second, JobState.SCHEDULED, next_due_at=now + timedelta(minutes=30))
+    reason, text = why()
+    assert reason == Why.DIALLING and text == f"1 calls in progress; next call due {later}"
+    force(engine, first, JobState.COMPLETED)
+    assert why() == (Why.NOT_DUE, f"nothing due yet (retry gaps or start times); next call due {later}")
+
+    # An open account breaker stops the campaign before its jobs are looked at.
+    with engine.begin() as conn:
+        assert breaker_store.trip(conn, "account", "ck", "5 of 5 attempts failed", now)
+    assert why() == (Why.BREAKER, "account ck's circuit breaker is open (5 of 5 attempts failed); "
+                                  "outdial breaker resume account ck")  # fmt: skip
+    with engine.begin() as conn:
+        breaker_store.reset(conn, "account", "ck", now)
+        campaign = campaign_store.by_name(conn, "turns")
+        assert campaign is not None
+        assert campaigns.breaker_pause(
+            conn, campaign.id, now, "circuit breaker: 4 of 5 attempts failed in the last 60 s"
+        )
+    reason, text = why()
+    assert reason == Why.BREAKER and "outdial breaker resume campaign 'turns'" in text
+    assert f"next call due {later} once resumed" in text
+
+    campaigns.resume(engine, "turns", now)
+    force(engine, second, JobState.EXHAUSTED)
+    assert why() == (Why.NOTHING_SCHEDULED, "every job has ended")
+    campaigns.cancel(engine, "turns", now, "cancelled by cli:ada: wrong list")
+    assert why() == (Why.CANCELLED, "cancelled: cancelled by cli:ada: wrong list")
 
 
 def test_cli_operator_verbs(db_url: str, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
