@@ -113,7 +113,8 @@ def read_header(header: list[str], phone_column: str | None = None) -> LeadColum
         found = next((seen[c] for c in PHONE_COLUMNS if c in seen), None)
         if found is None:
             raise HeaderError(
-                f"no phone column: name one with --phone-column, or call it one of {', '.join(PHONE_COLUMNS)};"
+                "no phone column: name one (--phone-column on the command line, phone_column over HTTP and Celery),"
+                f" or call it one of {', '.join(PHONE_COLUMNS)};"
                 f" the header has: {', '.join(names)}"
             )
         phone = found
