@@ -30,6 +30,7 @@ from outdial.models import ACTIVE_STATES, CampaignState, JobState
 from outdial.services import campaigns as campaign_service
 from outdial.services import jobs as job_service
 from outdial.services.providers.base import Outcome
+from outdial.services.shown import mask_numbers, masked
 from outdial.services.waiting import explain
 from outdial.store import AnyRow
 from outdial.store import campaigns as campaign_store
@@ -51,9 +52,13 @@ def progress(counts: dict[str, int]) -> dict[str, int]:
     return {"total": total, "done": done, "percent": round(100 * done / total) if total else 0}
 
 
-def masked(number: str) -> str:
-    """The last four digits only: the page is open to anyone who can reach it."""
-    return "…" + number[-4:]
+def page_results(view: dict[str, Any]) -> list[str]:
+    """What the newest attempt's result data holds, as the page names it: the duration, and only
+    that a recording, transcript or summary exists. Their contents (what the callee said, a signed
+    link to the audio) are in the CSV export, which needs a key; this page needs none."""
+    shown = [f"{view['duration_s']} s"] if view.get("duration_s") is not None else []
+    named = {"recording_url": "recording", "transcript": "transcript", "summary": "summary"}
+    return shown + [word for key, word in named.items() if view.get(key)]
 
 
 @router.get("/campaigns", response_class=HTMLResponse)
@@ -135,6 +140,7 @@ def campaign_detail(
 
 def _job_row(job: AnyRow, attempt: AnyRow | None, zone: ZoneInfo) -> dict[str, Any]:
     due = job.next_due_at
+    view = job_service.attempt_view(attempt)
     return {
         "id": job.id,
         "lead_id": job.lead_id,
@@ -145,8 +151,10 @@ def _job_row(job: AnyRow, attempt: AnyRow | None, zone: ZoneInfo) -> dict[str, A
         "attempts": job.attempts_used,
         "next_due": due.astimezone(zone).strftime("%m-%d %H:%M") if due and job.state == JobState.SCHEDULED else "",
         "next_due_utc": due.strftime("%Y-%m-%d %H:%M UTC") if due else "",
-        "reason": job.reason or "",
-        "attempt": job_service.attempt_view(attempt),
+        # Free text from a provider or a person may quote a number: the page is open to anyone.
+        "reason": mask_numbers(job.reason or ""),
+        "attempt": {**view, "error": mask_numbers(view["error"] or "")},
+        "results": page_results(view),
         "can_retry": job.state in job_service.RETRYABLE,
         "can_cancel": job.state in job_service.CANCELLABLE,
     }

@@ -22,9 +22,14 @@ def flower(
     ),
 ) -> None:
     """Flower, the Celery dashboard, on outdial's broker: every dispatch task from the moment it is sent."""
+    from flower.events import EventsState
+
     from outdial.settings import get_settings
     from outdial.worker.app import app
+    from outdial.worker.shown import ShownTask
 
+    # Flower keeps each task as a ShownTask: a sender's raw arguments never replace the worker's lines.
+    EventsState.Task = ShownTask
     settings = get_settings()
     host = host or settings.flower_host
     auth = basic_auth or (settings.flower_basic_auth.get_secret_value() if settings.flower_basic_auth else None)

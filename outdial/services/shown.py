@@ -9,6 +9,7 @@ must not be on screen. These functions make the strings shown instead.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,11 @@ from typing import Any
 SHOWN_DIGITS = 4
 # enqueue_call's kwargs that are safe and useful on screen; everything else is only named.
 _SHOWN_FIELDS = ("account", "campaign", "idempotency_key", "schedule_at", "priority")
+# import_leads's kwargs shown as they are; the csv's contents only by their size.
+_SHOWN_IMPORT_FIELDS = ("campaign", "file", "default_region", "phone_column")
+# A phone number inside free text (a provider's error, a refusal): 7 or more digits in a run, or
+# after a "+" with spaces or dashes between. Dates and times (separated runs of 2 to 4) are left.
+_NUMBER_IN_TEXT = re.compile(r"\+\d[\d -]{5,}\d|\d{7,}")
 
 
 def masked(number: str | None) -> str:
@@ -38,3 +44,20 @@ def enqueue_kwargsrepr(kwargs: Mapping[str, Any]) -> str:
     if hidden:
         parts.append(f"(not shown: {', '.join(hidden)})")
     return " ".join(parts)
+
+
+def import_kwargsrepr(kwargs: Mapping[str, Any]) -> str:
+    """The keyword line of an ``import_leads``: the campaign and options, a ``csv`` by its size only."""
+    parts = [f"{name}={kwargs[name]!s:.60}" for name in _SHOWN_IMPORT_FIELDS if kwargs.get(name) is not None]
+    if isinstance(kwargs.get("csv"), str):
+        parts.append(f"csv=<{len(kwargs['csv'].encode('utf-8', 'replace'))} bytes>")
+    hidden = sorted(k for k in kwargs if k != "csv" and k not in _SHOWN_IMPORT_FIELDS)
+    if hidden:
+        parts.append(f"(not shown: {', '.join(hidden)})")
+    return " ".join(parts)
+
+
+def mask_numbers(text: str) -> str:
+    """Free text with every phone number in it masked, for a screen or a log: a provider's error or
+    a refusal may quote the number it was given."""
+    return _NUMBER_IN_TEXT.sub(lambda found: masked(found.group()), text)

@@ -39,7 +39,6 @@ log = logging.getLogger("outdial.simulator")
 ARRIVAL: contextvars.ContextVar[float] = contextvars.ContextVar("arrival")
 
 
-
 class SimConfig(BaseModel):
     """One provider's simulated behaviour; every knob can be changed at run time (``POST /_sim/config``)."""
 

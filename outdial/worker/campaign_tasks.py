@@ -19,6 +19,7 @@ from outdial.errors import OutdialError
 from outdial.services import campaigns
 from outdial.store.db import get_engine
 from outdial.worker.app import app
+from outdial.worker.shown import ShownRequest
 
 PAUSE_TASK = "outdial.pause_campaign"
 RESUME_TASK = "outdial.resume_campaign"
@@ -27,7 +28,12 @@ CANCEL_TASK = "outdial.cancel_campaign"
 # A database briefly away is waited for (each command is idempotent); a refusal is expected
 # (``throws``: a failed state with its reason, not an error with a traceback) and never retried.
 _OPTIONS: dict[str, Any] = dict(
-    autoretry_for=(OperationalError,), retry_backoff=2, retry_backoff_max=60, max_retries=10, throws=(OutdialError,)
+    autoretry_for=(OperationalError,),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=10,
+    throws=(OutdialError,),
+    Request=ShownRequest,
 )
 
 

@@ -37,11 +37,12 @@ from outdial.services.intake.enqueue import CallBody, check_call, enqueue_call
 from outdial.services.intake.uploads import Upload, give_up, run_upload
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.requests import IdempotencyKey, ImportLeadsTask
+from outdial.services.shown import mask_numbers
 from outdial.services.timing.spec import SpecError
 from outdial.settings import Settings, get_settings
 from outdial.store.db import get_engine
 from outdial.worker.app import app
-from outdial.worker.shown import MaskedEnqueueRequest
+from outdial.worker.shown import MaskedEnqueueRequest, MaskedImportRequest, ShownRequest
 
 ENQUEUE_TASK = "outdial.enqueue_call"
 IMPORT_TASK = "outdial.import_leads"
@@ -52,7 +53,12 @@ _key = TypeAdapter(IdempotencyKey | None)
 
 
 class TaskRefused(InputError):
-    """The task's arguments were invalid; the message names the field. Never retried."""
+    """The task's arguments were invalid; the message names the field. Never retried.
+
+    Flower and the log show the message: any phone number quoted in it is masked."""
+
+    def __init__(self, reason: str, *, field: str | None = None, row: int | None = None) -> None:
+        super().__init__(mask_numbers(reason), field=field, row=row)
 
 
 def _reason(exc: ValidationError) -> str:
@@ -140,7 +146,7 @@ def enqueue_call_task(**kwargs: Any) -> dict[str, Any]:
     return result
 
 
-@app.task(name=IMPORT_TASK, **_RETRY)  # type: ignore[untyped-decorator]
+@app.task(name=IMPORT_TASK, Request=MaskedImportRequest, **_RETRY)  # type: ignore[untyped-decorator]
 def import_leads_task(**kwargs: Any) -> dict[str, object]:
     """Import a CSV lead list: ``campaign``, the CSV as ``csv`` (its text) or ``file`` (a name in the
     import folder), and the import's options. Never a path: that let callers read and overwrite files."""
@@ -167,7 +173,9 @@ def send_run_import(upload: Upload, settings: Settings) -> None:
         )
 
 
-@app.task(name=RUN_IMPORT_TASK, throws=(TaskRefused, UploadRefused), **_RETRY)  # type: ignore[untyped-decorator]
+@app.task(  # type: ignore[untyped-decorator]
+    name=RUN_IMPORT_TASK, throws=(TaskRefused, UploadRefused), Request=ShownRequest, **_RETRY
+)
 def run_import_task(import_id: str) -> dict[str, object]:
     """Import a lead list uploaded with ``POST /campaigns/{name}/leads``; progress is in ``GET /imports/{id}``."""
     engine = get_engine()

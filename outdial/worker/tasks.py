@@ -16,10 +16,12 @@ from outdial.errors import OutdialError
 from outdial.services.dispatch import Dispatcher, Step
 from outdial.services.pacing.pacer import Pacer
 from outdial.services.providers.accounts import load_accounts
+from outdial.services.shown import mask_numbers
 from outdial.settings import get_settings
 from outdial.store import jobs as job_store
 from outdial.store.db import get_engine
 from outdial.worker.app import DISPATCH_TASK, app
+from outdial.worker.shown import ShownRequest
 
 # Dispatches that ended the job's call without placing it for sure: shown as FAILURE.
 FAILED_DISPATCHES = frozenset({Step.UNKNOWN, Step.REJECTED})
@@ -49,7 +51,7 @@ def dispatcher() -> Dispatcher:
     )
 
 
-@app.task(name=DISPATCH_TASK, throws=(CallNotPlaced,))  # type: ignore[untyped-decorator]
+@app.task(name=DISPATCH_TASK, throws=(CallNotPlaced,), Request=ShownRequest)  # type: ignore[untyped-decorator]
 def dispatch_call(job_id: int) -> str:
     """Place the call of job ``job_id`` if it is still queued and inside its window.
 
@@ -61,5 +63,6 @@ def dispatch_call(job_id: int) -> str:
         with dispatcher().engine.connect() as conn:
             job = job_store.get_job(conn, int(job_id))
         reason = job.reason if job is not None and job.reason else "no reason recorded"
-        raise CallNotPlaced(f"job {job_id} {result}: {reason}")
+        # Flower and the log show it: a provider's error may quote the number it was given.
+        raise CallNotPlaced(f"job {job_id} {result}: {mask_numbers(reason)}")
     return str(result)

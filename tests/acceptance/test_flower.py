@@ -32,7 +32,7 @@ from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from outdial.store.db import make_engine, upgrade
 from outdial.worker.app import DISPATCH_TASK, celery_config
-from outdial.worker.intake_tasks import ENQUEUE_TASK
+from outdial.worker.intake_tasks import ENQUEUE_TASK, IMPORT_TASK
 from tests.conftest import delete_redis_keys
 
 FLOWER_PORT = 18310
@@ -44,8 +44,9 @@ class _Failing(BaseHTTPRequestHandler):
     """The "provider": every create-call request gets a 500, so the call's outcome is unknown."""
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
-        body = b'{"error": "internal error"}'
+        sent = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+        # Like many a provider, it quotes the number it was given in its error.
+        body = json.dumps({"error": f"internal error calling {sent.get('customer_number', '?')}"}).encode()
         self.send_response(500)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(body)))
@@ -171,6 +172,9 @@ options = {{ agent_id = "sim-agent" }}
     # A service sending enqueue_call without a kwargsrepr of its own: the worker masks what Flower shows.
     enqueue = {"to_number": "+13125559876", "account": "ck", "metadata": {"secret": LEAD_SECRET}}
     producer.send_task(ENQUEUE_TASK, kwargs=enqueue, queue=queue)
+    # A lead list sent inline: Flower shows its size, not its rows.
+    lines = f"phone,secret\n+13125550001,{LEAD_SECRET}\n"
+    producer.send_task(IMPORT_TASK, kwargs={"campaign": "spring", "csv": lines}, queue=queue)
 
     def finished(name: str, state: str) -> Any:
         def check() -> dict[str, Any] | None:
@@ -195,6 +199,9 @@ options = {{ agent_id = "sim-agent" }}
     assert "metadata" in received["kwargs"]
     shown_enqueue = json.dumps(received)
     assert "5559876" not in shown_enqueue and LEAD_SECRET not in shown_enqueue
+    imported = wait_for(finished(IMPORT_TASK, "SUCCESS"), 60, "the import task in Flower", logs)
+    assert imported["kwargs"] == f"campaign=spring csv=<{len(lines)} bytes>", imported["kwargs"]
+    assert LEAD_SECRET not in json.dumps(imported) and "5550001" not in json.dumps(imported)
     shown = httpx.get(f"{flower}/api/task/info/{task['uuid']}", auth=AUTH, timeout=5)
     assert shown.status_code == 200
     page = httpx.get(f"{flower}/task/{task['uuid']}", auth=AUTH, timeout=5).text

@@ -178,6 +178,31 @@ def test_the_page_s_export_button_downloads_the_csv_with_the_key_typed_there(
     assert "not filtered by &#39;lost&#39;: no such state or outcome" in odd
 
 
+def test_the_page_lists_each_job_s_result_without_its_contents(
+    http: TestClient, engine: Engine, settings: Settings
+) -> None:
+    created = make(http)
+    (job_id, *_) = fill(engine, settings, "winter", NUMBERS)
+    said = "the callee said her card number, 4111 1111 1111 1111"
+    force(engine, job_id, JobState.COMPLETED, last_outcome="completed", reason=f"completed (from {NUMBERS[0]})")
+    with engine.begin() as conn:
+        conn.execute(
+            insert(job_store.attempts).values(
+                job_id=job_id, number=1, seq=1, account="ck", provider="callkaro", result="accepted",
+                outcome="completed", raw_status="completed", http_status=200, requested_at=datetime.now(UTC),
+                result_data={"call_duration": 42, "transcript": said, "recording_url": "https://r.test/a?sig=s3cr3t"},
+            )
+        )  # fmt: skip
+    page = TestClient(http.app).get(f"/ui/campaigns/{created['id']}").text  # no key: anyone who reaches it
+    rows = page.split('<tr class="job"')[1:]
+    (row,) = [r.split("</tr>")[0] for r in rows if f"<td>{job_id}</td>" in r.split("</td>")[0] + "</td>"]
+    assert "42 s · recording · transcript" in row and "completed (from …1000)" in row
+    assert said not in page and "s3cr3t" not in page and NUMBERS[0] not in page
+    # The contents are in the export, which needs a key.
+    exported = list(csv.DictReader(io.StringIO(http.get("/campaigns/winter/export.csv").text)))
+    assert exported[0]["transcript"] == said and exported[0]["recording_url"].endswith("sig=s3cr3t")
+
+
 def test_a_campaign_created_paused_dials_nothing_until_resumed(
     http: TestClient, engine: Engine, settings: Settings
 ) -> None:
