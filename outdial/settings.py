@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     poll_after_s: float = Field(default=120.0, gt=0)
     poll_interval_s: float = Field(default=60.0, gt=0)
     poll_batch: int = Field(default=100, ge=1)
+    # A connected call whose provider's look-up reports result fields its webhook lacks (NLPearl's
+    # recording, transcript and summary) is looked up at the first poll after it ended, then at most
+    # every result_lookup_interval_s while one is missing, until result_lookup_max_age_s after it was
+    # placed: about max_age / interval + 1 look-ups at most, never unbounded.
+    result_lookup_interval_s: float = Field(default=600.0, gt=0)
+    result_lookup_max_age_s: float = Field(default=1800.0, gt=0)
     # Pacing (outdial/services/pacing/limits.py): its keys live under this prefix in the broker's Redis.
     pacing_prefix: str = "outdial:pacing"
     # Calls an account may place at once above its calls_per_second; 1 keeps every

@@ -3,7 +3,10 @@
 A webhook can be lost; a status look-up is read-only and safe to repeat, so
 the poller asks about calls accepted a while ago and about ``unknown`` jobs
 whose call id we hold, and feeds what it learns through the same path as a
-webhook (stored raw, deduplicated, applied once).
+webhook (stored raw, deduplicated, applied once). Where a provider's look-up
+reports result fields its webhook lacks (``Adapter.lookup_result_fields``), it
+also asks about calls that ended without them, a bounded few times; what it
+learns is added to the call's result data, never to its outcome.
 """
 
 from __future__ import annotations
@@ -22,8 +25,13 @@ from outdial.services.providers.accounts import Account
 from outdial.services.providers.transport import Timeouts, fetch
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from outdial.vocab import Outcome
 
 log = logging.getLogger("outdial.poller")
+
+# Calls someone answered (a person or a machine): only they have a recording, transcript or summary
+# to look up; asking about the others would only spend the provider's look-ups.
+CONNECTED = (Outcome.COMPLETED, Outcome.VOICEMAIL)
 
 
 @dataclass
@@ -38,14 +46,32 @@ class StatusPoller:
         s = self.settings
         # Accounts whose webhooks name the call by an id only a look-up teaches: asked at once.
         prompt = [a.name for a in self.accounts.values() if adapter_for(a.provider).learns_call_ref]
+        # Accounts whose look-up reports result fields their webhook lacks: ended calls are asked again.
+        wanted = {
+            a.name: adapter_for(a.provider).lookup_result_fields
+            for a in self.accounts.values()
+            if adapter_for(a.provider).lookup_result_fields
+        }
         with self.engine.connect() as conn:
-            due = job_store.awaiting_outcome(
-                conn,
-                accepted_before=now - timedelta(seconds=s.poll_after_s),
-                checked_before=now - timedelta(seconds=s.poll_interval_s),
-                limit=s.poll_batch,
-                prompt_accounts=prompt,
+            due = list(
+                job_store.awaiting_outcome(
+                    conn,
+                    accepted_before=now - timedelta(seconds=s.poll_after_s),
+                    checked_before=now - timedelta(seconds=s.poll_interval_s),
+                    limit=s.poll_batch,
+                    prompt_accounts=prompt,
+                )
             )
+            if wanted and len(due) < s.poll_batch:
+                # Outcomes first: result data only fills what the batch leaves.
+                due += job_store.lacking_results(
+                    conn,
+                    wanted,
+                    CONNECTED,
+                    placed_after=now - timedelta(seconds=s.result_lookup_max_age_s),
+                    checked_before=now - timedelta(seconds=s.result_lookup_interval_s),
+                    limit=s.poll_batch - len(due),
+                )
         learnt = 0
         timeouts = Timeouts(s.provider_connect_timeout_s, s.provider_read_timeout_s)
         for job in due:

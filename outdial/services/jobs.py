@@ -101,10 +101,12 @@ def list_jobs(
 
 # What a provider reported about a call (the attempt's result_data), under one set of names: shown
 # with the newest attempt and exported as columns. Each is found under the names providers' documents
-# give it (CallKaro call_duration, NLPearl duration and recording, MOBtexting duration, ...).
+# give it (CallKaro call_duration, NLPearl duration and recording, MOBtexting duration, ...), in
+# order of preference: a duration worked out from a look-up's start and end times (MOBtexting's
+# derived_duration) only stands in when no reported duration was kept.
 RESULT_FIELDS = ("duration_s", "recording_url", "transcript", "summary")
 _REPORTED_AS = {
-    "duration_s": ("duration_s", "call_duration", "duration"),
+    "duration_s": ("duration_s", "call_duration", "duration", "derived_duration"),
     "recording_url": ("recording_url", "recording"),
     "transcript": ("transcript",),
     "summary": ("summary",),

@@ -76,6 +76,10 @@ def record_event(
             },
         )
         if event_id is None:
+            if event.outcome is not None:
+                # The same fact told again may say more about the call: NLPearl's webhook and its
+                # call look-up share a key, and only the look-up has the recording and summary.
+                add_result(conn, provider, account, event.provider_call_id, event.data)
             return Applied.DUPLICATE
         if event.outcome is None:
             event_store.mark_event(conn, event_id, Applied.NOTED)
@@ -97,6 +101,23 @@ def record_event(
             data=event.data,
             attempt=attempt,
         )
+
+
+def reported(data: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The values an event actually reports: an empty one (None, "", [], {}) says nothing, so it
+    never replaces what an earlier event kept. 0 and False are values."""
+    return {k: v for k, v in (data or {}).items() if v is not None and v not in ("", [], {})}
+
+
+def add_result(conn: Connection, provider: str, account: str | None, call_id: str, data: Mapping[str, Any]) -> None:
+    """Add to a settled call's result data what an event reports (under the call's lock)."""
+    added = reported(data)
+    if not added:
+        return
+    event_store.lock_call(conn, provider, call_id)
+    attempt = job_store.attempt_for_call(conn, provider, account, call_id)
+    if attempt is not None:
+        job_store.add_result_data(conn, attempt.id, added)
 
 
 def match_by_documented_fields(conn: Connection, provider: str, account: str, event: CallEvent) -> AnyRow | None:
@@ -146,6 +167,9 @@ def apply_outcome(
         event_store.mark_event(conn, event_id, Applied.UNMATCHED)
         return Applied.UNMATCHED
     if not job_store.settle_attempt(conn, attempt.id, outcome, raw_status, ended_at, data):
+        # Another event settled the call first (a look-up before the webhook, or the other way
+        # round): what this one adds about the call is kept; the outcome and the job stay.
+        job_store.add_result_data(conn, attempt.id, reported(data))
         event_store.mark_event(conn, event_id, Applied.DUPLICATE_OUTCOME, attempt.job_id)
         return Applied.DUPLICATE_OUTCOME
     metrics.observe_outcome(provider, outcome)  # once per call: only the first outcome settles it

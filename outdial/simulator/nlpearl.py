@@ -207,10 +207,19 @@ def call_object(call: SimCall, config: SimConfig) -> dict[str, Any]:
         "name": call.meta["callData"].get("name"),
         "duration": int(config.call_duration_s) if talked else 0,
         "recording": f"https://recordings.nlpearl.invalid/{call.meta['callId']}.mp3" if talked else None,
-        "transcript": [],
+        # The document names transcript but not its shape: a list of turns, empty without a conversation.
+        "transcript": transcript(call) if talked else [],
         "summary": "Simulated call." if talked else None,
         "callData": call.meta["callData"],
     }
+
+
+def transcript(call: SimCall) -> list[dict[str, str]]:
+    name = call.meta["callData"].get("name") or "there"
+    return [
+        {"role": "agent", "content": f"Hello {name}, this is a simulated call."},
+        {"role": "client", "content": "Thanks, goodbye."},
+    ]
 
 
 def ended_statuses(call: SimCall) -> tuple[int, int]:

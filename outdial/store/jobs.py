@@ -9,6 +9,7 @@ same transaction; each edge has its named function below it.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,6 +17,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     ClauseElement,
     Column,
@@ -28,6 +30,7 @@ from sqlalchemy import (
     Text,
     bindparam,
     case,
+    cast,
     exists,
     func,
     insert,
@@ -35,12 +38,15 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.dml import ReturningInsert
 
 from outdial.errors import Conflict
 from outdial.models import (
+    TERMINAL_STATES,
     TRANSITIONS,
     Attempt,
     Breaker,
@@ -797,6 +803,35 @@ def settle_attempt(
     return result.rowcount == 1
 
 
+def add_result_data(conn: Connection, attempt_id: int, data: Mapping[str, Any]) -> bool:
+    """Merge what a later event reported about a call into its settled attempt's result data, in one
+    statement: each key given replaces its value, the others stay. Conditional on the attempt having
+    its outcome (the first event's data is written with it); the outcome is never touched. Any
+    emptiness rule is the caller's: every key given is written. False if no row changed."""
+    if not data:
+        return False
+    current = attempts.c.result_data
+    if conn.dialect.name == "postgresql":
+        # ``||`` on jsonb replaces top-level keys; a stored JSON ``null`` (or SQL NULL) counts as {}.
+        stored = cast(current, JSONB)
+        base = case((func.jsonb_typeof(stored) == "object", stored), else_=cast(literal("{}"), JSONB))
+        merged: ColumnElement[Any] = cast(base.op("||")(cast(literal(json.dumps(dict(data))), JSONB)), JSON)
+    else:
+        # json_set, one path per key: the same top-level replacement (json_patch would merge nested
+        # objects and drop nested nulls).
+        base = case((func.json_type(current) == "object", current), else_=literal("{}"))
+        pairs: list[Any] = []
+        for key, value in data.items():
+            pairs += [f'$."{key}"', func.json(literal(json.dumps(value)))]
+        merged = func.json_set(base, *pairs)
+    result = conn.execute(
+        update(attempts)
+        .where(attempts.c.id == attempt_id, attempts.c.outcome.is_not(None))
+        .values(result_data=type_coerce(merged, JSON))
+    )
+    return result.rowcount == 1
+
+
 # Campaign-level -------------------------------------------------------------------------
 
 
@@ -872,6 +907,57 @@ def awaiting_outcome(
                 jobs.c.state == JobState.UNKNOWN,
                 (jobs.c.state == JobState.ACCEPTED) & jobs.c.account.in_(list(prompt_accounts)) & ref_unknown,
             ),
+        )
+        .order_by(jobs.c.checked_at.is_not(None), jobs.c.checked_at)
+        .limit(limit)
+    )
+    return conn.execute(query).all()
+
+
+def lacking_results(
+    conn: Connection,
+    wanted: Mapping[str, Sequence[str]],
+    outcomes: Sequence[str],
+    placed_after: datetime,
+    checked_before: datetime,
+    limit: int,
+) -> Sequence[AnyRow]:
+    """Ended jobs whose call settled without result fields that only a status look-up reports.
+
+    ``wanted`` maps an account to those fields (keys of ``result_data``); a job is due when its
+    call (the attempt with its call id) settled with one of ``outcomes``, was placed after
+    ``placed_after``, lacks one of its account's fields, and has not been looked up since it
+    ended nor since ``checked_before``: each call a bounded few times at most.
+    """
+    if not wanted:
+        return []
+    lacks = [
+        (attempts.c.account == account) & or_(*(attempts.c.result_data[key].as_string().is_(None) for key in keys))
+        for account, keys in wanted.items()
+        if keys
+    ]
+    if not lacks:
+        return []
+    query = (
+        select(jobs.c.id, jobs.c.account, jobs.c.provider_call_id, jobs.c.state)
+        .select_from(
+            attempts.join(
+                jobs, (jobs.c.id == attempts.c.job_id) & (jobs.c.provider_call_id == attempts.c.provider_call_id)
+            )
+        )
+        .where(
+            # ix_attempts_requested_at bounds the scan to the last calls, however many jobs ended before.
+            attempts.c.requested_at > placed_after,
+            attempts.c.outcome.in_(list(outcomes)),
+            jobs.c.state.in_(sorted(TERMINAL_STATES - {JobState.UNKNOWN})),
+            or_(
+                jobs.c.checked_at.is_(None),
+                # Not asked since it ended (the poll whose own look-up ended it asks once more: a
+                # provider may add its recording or summary a little after the end).
+                jobs.c.checked_at <= attempts.c.ended_at,
+                jobs.c.checked_at < checked_before,
+            ),
+            or_(*lacks),
         )
         .order_by(jobs.c.checked_at.is_not(None), jobs.c.checked_at)
         .limit(limit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -24,16 +25,21 @@ from outdial.api.auth import create_key
 from outdial.models import Attempt, JobState, ProviderEvent
 from outdial.scheduler.loop import Scheduler
 from outdial.scheduler.poller import StatusPoller
+from outdial.services import export
+from outdial.services.campaigns import create_campaign
 from outdial.services.dispatch import Dispatched, Dispatcher, Step
 from outdial.services.intake.enqueue import CallBody, enqueue_call
+from outdial.services.jobs import RESULT_FIELDS
 from outdial.services.providers import adapter_for, adapters
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallEvent, Outcome, Verdict, WebhookRefused
 from outdial.services.providers.transport import Timeouts, send
+from outdial.services.timing.spec import TimingFields
 from outdial.settings import Settings
 from outdial.simulator.app import create_app as create_sim
 from outdial.simulator.app import simulators
 from outdial.simulator.base import SimConfig
+from outdial.store import campaigns as campaign_store
 from outdial.store import jobs as job_store
 from tests.contract.fixtures import Answer, Contract, Kit, Reading, SimRefusal, all_contracts
 
@@ -447,6 +453,64 @@ def test_a_job_placed_on_the_simulator_ends_by_its_webhook(
     [shown] = api.get(f"/jobs/{job_id}").json()["attempts"]
     assert shown["result_data"] == attempt.result_data
     assert "applied" in [r["applied"] for r in shown["reported"]]
+
+
+@pytest.mark.parametrize("first", ["look-up", "webhook"])
+def test_what_the_look_up_and_the_webhook_report_is_kept_together(
+    contract: Contract, account: Account, engine: Engine, settings: Settings, first: str
+) -> None:
+    """Whichever of the two settles the call, what the other reports (duration, recording,
+    transcript, summary, ...) is added to the attempt and its export row; the outcome stays."""
+    both = contract.results
+    if both is None:
+        pytest.skip("no status API")
+    e2e = contract.e2e
+    campaign_id = create_campaign(engine, settings, "results", account.name, TimingFields(callee_hours=None), e2e.now)
+    with engine.connect() as conn:
+        campaign = campaign_store.by_id(conn, campaign_id)
+    body = CallBody(to_number=e2e.to_number, account=account.name, timezone=e2e.timezone, number_of_retries=0)
+    job_id = enqueue_call(engine, body, e2e.now, settings, campaign=campaign).job_id
+    Scheduler(engine, settings, lambda _: None).tick(e2e.now)
+    accounts = {account.name: account}
+    api = TestClient(create_api(settings, engine, accounts))
+    answers: list[str] = []
+
+    def post_webhook() -> None:
+        headers = contract.webhook_headers(both.webhook, time.time())
+        answer = api.post(f"/webhooks/{account.name}", content=both.webhook, headers=headers)
+        assert answer.status_code == 200, answer.text
+        answers.extend(answer.json()["results"])
+
+    def answering(response: httpx.Response, racing: bool) -> Any:
+        def answer(_: httpx.Request) -> httpx.Response:
+            if racing:
+                post_webhook()  # the webhook lands while the look-up is on its way
+            return response
+
+        return answer
+
+    with respx.mock() as mock:
+        mock.post(contract.create_url).mock(return_value=both.accepted)
+        dispatcher = Dispatcher(engine, settings, accounts, httpx.Client())
+        assert dispatcher.dispatch(job_id, e2e.now) == Dispatched(Step.ACCEPTED)
+        for index, (url, response) in enumerate(both.look_ups):
+            mock.get(url__startswith=url).mock(side_effect=answering(response, first == "webhook" and index == 0))
+        later = e2e.now + timedelta(seconds=settings.poll_after_s + 1)
+        StatusPoller(engine, settings, accounts, httpx.Client()).poll(later)
+    if first == "look-up":
+        post_webhook()
+    # The webhook moves the job only when it comes first (NLPearl's waits for the look-up to name its call).
+    [webhook_result] = answers
+    assert webhook_result in (("duplicate_outcome", "duplicate") if first == "look-up" else ("applied", "unmatched"))
+    with engine.connect() as conn:
+        job = job_store.get_job(conn, job_id)
+        [attempt] = job_store.attempts_of(conn, job_id)
+        header, *rows = export.rows(conn, campaign_id)
+    assert job is not None and (job.state, job.last_outcome) == (JobState.COMPLETED, both.outcome)
+    assert attempt.outcome == both.outcome
+    assert attempt.result_data == dict(both.result_data)
+    [row] = rows
+    assert {k: v for k, v in zip(header, row, strict=True) if k in RESULT_FIELDS} == dict(both.exported)
 
 
 # Provider-specific checks --------------------------------------------------------------

@@ -102,6 +102,10 @@ class Adapter:
     # Whether a webhook may name only a second id of the call, learnt by a status look-up
     # (the poller then resolves that id promptly, not after ``poll_after_s``).
     learns_call_ref: ClassVar[bool] = False
+    # The result fields (keys of the attempt's ``result_data``) that the status look-up reports and
+    # the webhook does not: an ended call that lacks one is looked up again, a bounded few times
+    # (see ``outdial.scheduler.poller``), so they are kept even when the webhook settled the call.
+    lookup_result_fields: ClassVar[tuple[str, ...]] = ()
 
     def call_options(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """Per-call options checked against :attr:`options_model`; InputError names the first bad one."""

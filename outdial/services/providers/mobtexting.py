@@ -94,7 +94,13 @@ def body_status(body: object) -> int | None:
     return None
 
 
+# What each way of learning the outcome reports about the call, kept on the attempt, under the
+# documents' names: the webhook's, and the callstatus look-up's ``data[]`` record.
 RESULT_FIELDS = ("duration", "recording_url")
+STATUS_RESULT_FIELDS = ("dtmf", "start_at", "end_at")
+# Seconds from the look-up's start_at to its end_at, for an answered call: a key of its own, so
+# the webhook's own ``duration`` (which the export prefers) is never replaced by it.
+DERIVED_DURATION = "derived_duration"
 
 
 class MOBtextingOptions(CallOptions):
@@ -230,13 +236,37 @@ class MOBtexting(Adapter):
         raw = str(record.get("status") or "")
         status = normal_status(raw)
         outcome = STATUS_OUTCOMES.get(status)  # None: queued or ringing, not over
+        result: dict[str, Any] = {}
+        if outcome:
+            result = {k: record[k] for k in STATUS_RESULT_FIELDS if record.get(k) not in (None, "")}
+            span = seconds_between(record.get("start_at"), record.get("end_at"))
+            # An unanswered call's times span its ringing, not a conversation.
+            if span is not None and outcome == Outcome.COMPLETED:
+                result[DERIVED_DURATION] = span
         return CallEvent(
             provider_call_id=provider_call_id,
             event_key=f"{provider_call_id}:status:{status or 'UNKNOWN'}",
             raw_status=raw,
             outcome=outcome,
             ended_at=parse_time(record.get("end_at"), naive_is_utc=False) if outcome else None,
+            data=result,
         )
+
+
+def seconds_between(start: object, end: object) -> int | None:
+    """Whole seconds from ``start`` to ``end``; None unless both read and end is not before start.
+
+    MOBtexting's times carry no offset (its portal's zone, India time in the documents' examples):
+    two such times are in the same zone, whichever it is, so their difference holds without
+    knowing it. One time with an offset and one without are not compared.
+    """
+    begun, ended = parse_time(start), parse_time(end)
+    if begun is None or ended is None:
+        return None
+    if (parse_time(start, naive_is_utc=False) is None) != (parse_time(end, naive_is_utc=False) is None):
+        return None
+    seconds = (ended - begun).total_seconds()
+    return round(seconds) if seconds >= 0 else None
 
 
 def _first(levels: list[Mapping[str, Any]], key: str, account: Account) -> Any:

@@ -157,6 +157,8 @@ class NLPearl(Adapter):
     name = "nlpearl"
     options_model = NLPearlOptions
     learns_call_ref = True
+    # The webhook documents only ``duration`` of RESULT_FIELDS; ``GET /v2/Call`` has them all.
+    lookup_result_fields = ("recording", "transcript", "summary")
 
     def outbound_id(self, account: Account, call: CallRequest) -> str:
         # The generic per-call agent_id names NLPearl's outbound campaign too.
