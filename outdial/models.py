@@ -379,6 +379,15 @@ class LeadImport(Base):
     """
 
     __tablename__ = "imports"
+    __table_args__ = (
+        # The scheduler's sweep of lost imports reads only those not ended, every tick.
+        Index(
+            "ix_imports_unended",
+            "state",
+            postgresql_where=text("state IN ('queued', 'running')"),
+            sqlite_where=text("state IN ('queued', 'running')"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
@@ -401,3 +410,11 @@ class LeadImport(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The running import's heartbeat, written when it starts and with each progress report: a
+    # run whose heartbeat is older than OUTDIAL_IMPORT_STALE_S belongs to a worker that died,
+    # and may be taken over; a fresher one is left alone, so two live runs never overlap.
+    progress_at: Mapped[datetime | None]
+    # The scheduler's sends of ``outdial.run_import`` after the first was lost (none: the API's
+    # send was enough), and when it last sent one. After OUTDIAL_IMPORT_MAX_RESENDS the import fails.
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]

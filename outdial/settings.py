@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     dialing_lease_s: float = Field(default=120.0, gt=0)
     # A job left in ``accepted`` this long never got an outcome.
     accepted_lease_s: float = Field(default=3600.0, gt=0)
+    # Uploaded lead lists (the ``imports`` table), swept by the leading scheduler. A running
+    # import writes a heartbeat at its start and every 10,000 rows (seconds apart): one silent
+    # this long belongs to a worker that died, and another run may take it over. Far above the
+    # slowest stretch between two heartbeats (the first rows on a busy host, the final commit),
+    # so a live run is never joined by a second; far below the broker's one-hour redelivery.
+    import_stale_s: float = Field(default=300.0, gt=0)
+    # An import still queued this long after its task was sent (the message was lost: Redis
+    # restarted without persistence, the API died before sending), or one whose run died and
+    # was not taken since, has ``outdial.run_import`` sent again ...
+    import_queued_lease_s: float = Field(default=120.0, gt=0)
+    # ... at most this many times; lost once more, it fails with a reason that asks for the
+    # file again, and the stored upload is deleted, rather than waiting forever.
+    import_max_resends: int = Field(default=3, ge=0)
     # Ask the provider's status API about a call whose webhook has not come after this long,
     # and again at most every poll_interval_s.
     poll_after_s: float = Field(default=120.0, gt=0)

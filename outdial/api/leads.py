@@ -144,8 +144,10 @@ async def upload_leads(
         await run_in_threadpool(_send, upload, ctx.settings)
     except Exception as exc:
         reason = f"the import could not be queued ({type(exc).__name__}); upload the file again"
-        await run_in_threadpool(uploads.give_up, ctx.engine, upload.import_id, reason)
-        raise HTTPException(503, f"import {upload.import_id}: {reason}") from None
+        # Still queued: nobody will import it, so it fails and its file goes. Already taken: the
+        # message left though the send reported an error, and the import goes on (202).
+        if await run_in_threadpool(uploads.withdraw, ctx.engine, ctx.settings, upload.import_id, reason):
+            raise HTTPException(503, f"import {upload.import_id}: {reason}") from None
     response.headers["Location"] = f"/imports/{upload.import_id}"
     return _found(ctx, upload.import_id, key)
 

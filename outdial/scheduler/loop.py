@@ -22,6 +22,7 @@ from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
 from outdial.services import campaigns
 from outdial.services.breaker import BreakerCheck
+from outdial.services.intake.uploads import Upload, sweep_lost
 from outdial.services.outcomes import apply_late_matches
 from outdial.services.pacing.limits import account_key
 from outdial.services.pacing.pacer import CampaignTurns, Pacer, RecentSends, queue_budget, send_lease_s, sync_slots
@@ -58,6 +59,8 @@ class ClaimedJob(int):
 
 
 SendJob = Callable[[ClaimedJob], None]
+# Sends ``outdial.run_import`` for an uploaded lead list whose task was lost.
+SendImport = Callable[[Upload], None]
 # How often campaigns whose every job has ended are marked completed (and completed ones
 # with work again reopened): a status, so a few seconds late is fine, and the pass is one UPDATE.
 COMPLETION_CHECK = timedelta(seconds=10)
@@ -73,6 +76,8 @@ class TickReport:
     polled: int = 0
     round_jobs: int = 0
     late_matches: int = 0
+    imports_resent: int = 0
+    imports_lost: int = 0
 
     @property
     def busy(self) -> bool:
@@ -97,6 +102,8 @@ class Scheduler:
     # With a pacer, a campaign's jobs are sent no faster than its calls per minute (the
     # worker's gate would hand earlier ones back); see CampaignTurns.
     turns: CampaignTurns | None = None
+    # With a sender, uploaded lead lists whose task was lost are sent again, then failed.
+    send_import: SendImport | None = None
 
     def __post_init__(self) -> None:
         if self.turns is None and self.pacer is not None:
@@ -147,6 +154,7 @@ class Scheduler:
                 report.enqueued.append(job_id)
                 self._took_turn(rates, job.campaign_id, now)
         self.reconcile(now, report)
+        self.reconcile_imports(now, report)
         report.late_matches = apply_late_matches(self.engine, now, self.settings)
         if self.poller is not None and (
             self.last_poll is None or now - self.last_poll >= timedelta(seconds=self.settings.poll_interval_s)
@@ -246,6 +254,24 @@ class Scheduler:
         for job in resend:
             self.send_job(ClaimedJob.of(job))
             report.resent += 1
+
+    def reconcile_imports(self, now: datetime, report: TickReport) -> None:
+        """Send again the tasks of uploaded lead lists that were lost (or whose worker died),
+        and end those lost too often: an upload never waits forever. Every tick, as the leases:
+        the sweep reads only imports not ended, through their index."""
+        if self.send_import is None:
+            return
+        swept = sweep_lost(self.engine, self.settings, now, self.settings.scheduler_batch)
+        for import_id in swept.failed:
+            log.warning("import failed: its task was lost too often", extra=logs.fields(import_id=import_id))
+        report.imports_lost += len(swept.failed)
+        for upload in swept.resend:
+            log.warning(
+                "import task lost: sent again",
+                extra=logs.fields(import_id=upload.import_id, campaign=upload.campaign),
+            )
+            self.send_import(upload)
+            report.imports_resent += 1
 
     def run(self, stop: Callable[[], bool], leadership: Leadership | None = None) -> None:
         log.info("scheduler started")

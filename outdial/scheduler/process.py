@@ -8,9 +8,10 @@ from celery import Celery
 
 from outdial.embedded import broker_url
 from outdial.scheduler.leader import Leadership
-from outdial.scheduler.loop import ClaimedJob, Scheduler, SendJob
+from outdial.scheduler.loop import ClaimedJob, Scheduler, SendImport, SendJob
 from outdial.scheduler.poller import StatusPoller
 from outdial.services.breaker import BreakerCheck
+from outdial.services.intake.uploads import Upload
 from outdial.services.pacing.pacer import Pacer
 from outdial.services.providers.accounts import load_accounts
 from outdial.services.rounds import Rounds
@@ -32,6 +33,16 @@ def celery_sender(settings: Settings, producer: Celery | None = None) -> SendJob
     return send
 
 
+def celery_import_sender(settings: Settings) -> SendImport:
+    """Send a lost import's ``outdial.run_import`` again, as the API sent it first."""
+    from outdial.worker.intake_tasks import send_run_import
+
+    def send(upload: Upload) -> None:
+        send_run_import(upload, settings)
+
+    return send
+
+
 def build(settings: Settings) -> tuple[Scheduler, Leadership]:
     engine = get_engine()
     accounts = load_accounts(settings.accounts_file)
@@ -45,5 +56,6 @@ def build(settings: Settings) -> tuple[Scheduler, Leadership]:
         rounds=Rounds(engine, settings),
         accounts=accounts,
         pacer=Pacer(broker, settings),
+        send_import=celery_import_sender(settings),
     )
     return scheduler, Leadership(broker, lease_s=settings.leader_lease_s)

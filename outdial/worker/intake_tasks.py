@@ -178,17 +178,23 @@ def send_run_import(upload: Upload, settings: Settings) -> None:
 )
 def run_import_task(import_id: str) -> dict[str, object]:
     """Import a lead list uploaded with ``POST /campaigns/{name}/leads``; progress is in ``GET /imports/{id}``."""
-    engine = get_engine()
+    engine, settings = get_engine(), get_settings()
     try:
-        ended = run_upload(engine, get_settings(), import_id)
+        ended = run_upload(engine, settings, import_id)
     except OperationalError:
         raise  # the database is away: retried, the import still running
     except Exception as exc:
         reason = f"the import stopped on an internal error ({type(exc).__name__}); see the worker log"
-        give_up(engine, import_id, reason)
+        give_up(engine, settings, import_id, reason)
         raise
     if ended is None:
         raise TaskRefused(f"import_id: no import {import_id!r}")
+    if ended.state == ImportState.RUNNING:
+        # Not taken: a run holds it and its heartbeat is fresh. A task sent twice; or the retry of
+        # a try that the database failed, whose heartbeat has not gone stale yet: the scheduler's
+        # sweep sends the task again once it has.
+        log.info("upload left to the run that holds it", extra=logs.fields(import_id=import_id, state=ended.state))
+        return {"import_id": import_id, "state": ended.state}
     summary = {k: ended._mapping[k] for k in ("rows", "accepted", "rejected", "duplicates", "suppressed")}
     log.info(
         "upload imported",

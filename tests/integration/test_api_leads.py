@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -34,6 +34,7 @@ LEADS = (
     "Asha again;+919876543210;Pune\r\n"  # a duplicate of row 1
 )
 NOW = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+STALE = timedelta(minutes=5)  # start() is given the moment before which a heartbeat is stale
 
 
 def client(settings: Settings, engine: Engine, key: str) -> TestClient:
@@ -162,7 +163,7 @@ def test_an_import_is_seen_only_by_keys_that_reach_its_campaign(
 
 
 def test_a_broker_that_cannot_take_the_import_is_a_503_and_the_import_failed(
-    http: TestClient, monkeypatch: pytest.MonkeyPatch
+    http: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def unreachable(*_: object) -> None:
         raise ConnectionError("redis is away")
@@ -172,23 +173,77 @@ def test_a_broker_that_cannot_take_the_import_is_a_503_and_the_import_failed(
     assert answer.status_code == 503 and "upload the file again" in answer.json()["detail"]
     (failed,) = http.get("/campaigns/diwali/imports").json()
     assert failed["state"] == "failed" and "could not be queued" in failed["error"]
+    # Nothing will import it: the stored upload is deleted, not left in the data directory.
+    assert not uploads.upload_path(settings, failed["id"]).exists()
+    assert not any((settings.data_dir / "uploads").glob("*"))
+
+
+def test_an_import_stopped_by_an_internal_error_fails_and_its_file_goes(
+    worker: Callable[..., None], http: TestClient, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(uploads, "import_csv", broken)  # the test worker runs in this process
+    failed = ended(http, upload(http, "phone\n+12125551234\n").headers["location"])
+    assert failed["state"] == "failed" and "internal error (RuntimeError)" in failed["error"]
+    assert not uploads.upload_path(settings, failed["id"]).exists()
+
+
+def test_a_send_that_errs_after_a_worker_took_the_import_leaves_it_running(
+    http: TestClient, engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def taken_then_unreachable(sent: uploads.Upload, *_: object) -> None:
+        # The message left and a worker started the import; then the broker's answer was lost.
+        with engine.begin() as conn:
+            assert import_store.start(conn, sent.import_id, datetime.now(UTC), NOW)
+        raise ConnectionError("connection reset")
+
+    monkeypatch.setattr("outdial.worker.intake_tasks.send_run_import", taken_then_unreachable)
+    answer = upload(http, "phone\n+12125551234\n")
+    assert answer.status_code == 202, answer.text
+    assert answer.json()["state"] == "running" and answer.json()["error"] is None
+    assert uploads.upload_path(settings, answer.json()["id"]).is_file()  # the worker's to read
 
 
 def test_each_move_of_an_import_is_conditional(engine: Engine) -> None:
     with engine.begin() as conn:
         campaign_id = campaign_store.create(conn, {"name": "c", "account": "ck"})
         import_store.create(conn, "a" * 32, campaign_id, None, {}, None, NOW)
-        assert import_store.start(conn, "a" * 32, NOW)
-        assert import_store.start(conn, "a" * 32, NOW)  # a worker that died mid-import is replaced
+        assert import_store.start(conn, "a" * 32, NOW, NOW - STALE)
         counts = {"rows": 3, "accepted": 2, "rejected": 1, "duplicates": 0, "suppressed": 0}
         assert import_store.finish(conn, "a" * 32, counts, True, NOW)
         # Once done, a second delivery of the task, a late progress report or a failure change nothing.
-        assert not import_store.start(conn, "a" * 32, NOW)
-        import_store.record_progress(conn, "a" * 32, 99, 99, 99)
+        assert not import_store.start(conn, "a" * 32, NOW + 2 * STALE, NOW + STALE)
+        import_store.record_progress(conn, "a" * 32, 99, 99, 99, NOW)
         assert not import_store.fail(conn, "a" * 32, "late", NOW)
         assert not import_store.finish(conn, "a" * 32, counts, True, NOW)
         done = import_store.by_id(conn, "a" * 32)
     assert done is not None and (done.state, done.rows, done.accepted, done.error) == ("done", 3, 2, None)
+
+
+def test_a_running_import_is_taken_by_a_second_run_only_once_its_heartbeat_is_stale(engine: Engine) -> None:
+    def start(at: datetime) -> bool:
+        with engine.begin() as conn:
+            return import_store.start(conn, "a" * 32, at, at - STALE)
+
+    with engine.begin() as conn:
+        campaign_id = campaign_store.create(conn, {"name": "c", "account": "ck"})
+        import_store.create(conn, "a" * 32, campaign_id, None, {}, None, NOW)
+    assert start(NOW)
+    # A task delivered again while the first run is alive: refused, even long after its start,
+    # as long as progress reports keep its heartbeat fresh.
+    assert not start(NOW + timedelta(seconds=1))
+    with engine.begin() as conn:
+        import_store.record_progress(conn, "a" * 32, 10_000, 10_000, 0, NOW + STALE)
+    assert not start(NOW + STALE + STALE - timedelta(seconds=1))
+    # Silent for longer than the stale age: its worker died, and the next run takes it.
+    assert start(NOW + STALE + STALE + timedelta(seconds=1))
+    assert not start(NOW + STALE + STALE + timedelta(seconds=2))  # ... and now holds it
+    with engine.connect() as conn:
+        taken = import_store.by_id(conn, "a" * 32)
+    assert taken is not None and taken.state == "running"
+    assert taken.started_at == taken.progress_at == NOW + 2 * STALE + timedelta(seconds=1)
 
 
 def test_progress_is_written_while_the_import_runs(
@@ -206,10 +261,10 @@ def test_progress_is_written_while_the_import_runs(
     seen: list[tuple[str, int]] = []
     record = import_store.record_progress
 
-    def spy(conn: Any, import_id: str, rows: int, accepted: int, rejected: int) -> None:
-        record(conn, import_id, rows, accepted, rejected)
+    def spy(conn: Any, import_id: str, rows: int, accepted: int, rejected: int, now: datetime) -> None:
+        record(conn, import_id, rows, accepted, rejected, now)
         found = import_store.by_id(conn, import_id)
-        assert found is not None
+        assert found is not None and found.progress_at == now  # each report is a heartbeat
         seen.append((found.state, found.rows))
 
     monkeypatch.setattr(import_store, "record_progress", spy)
