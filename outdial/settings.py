@@ -77,10 +77,11 @@ class Settings(BaseSettings):
     # An import still queued this long after its task was sent (the message was lost: Redis
     # restarted without persistence, the API died before sending), or one whose run died and
     # was not taken since, has ``outdial.run_import`` sent again ...
-    import_queued_lease_s: float = Field(default=120.0, gt=0)
+    import_queued_lease_s: float = Field(default=300.0, gt=0)
     # ... at most this many times; lost once more, it fails with a reason that asks for the
-    # file again, and the stored upload is deleted, rather than waiting forever.
-    import_max_resends: int = Field(default=3, ge=0)
+    # file again, and the stored upload is deleted, rather than waiting forever. Together about
+    # 35 minutes: workers stopped for a deploy or busy with a queue do not fail an upload.
+    import_max_resends: int = Field(default=6, ge=0)
     # Ask the provider's status API about a call whose webhook has not come after this long,
     # and again at most every poll_interval_s.
     poll_after_s: float = Field(default=120.0, gt=0)
