@@ -12,6 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from outdial.vocab import Outcome
 
+# HH:MM-HH:MM as the timing rules read a daily span (outdial.services.timing.spec.parse_hours).
+CALLEE_HOURS_SHAPE = r"^\s*([01]?\d|2[0-3]):[0-5]\d\s*-\s*(([01]?\d|2[0-3]):[0-5]\d|24:00)\s*$"
+# Settings checked by their shape, and that shape as a person writes it (for the error).
+SETTING_FORMS = {"callee_hours": "HH:MM-HH:MM, or off"}
+
 # The accounts file used when OUTDIAL_ACCOUNTS_FILE is not set: the one shipped
 # inside the package (in a checkout, a link to config/accounts.toml).
 DEFAULT_ACCOUNTS_FILE = Path(__file__).resolve().parent / "accounts.toml"
@@ -40,7 +45,9 @@ class Settings(BaseSettings):
     accounts_file: Path = Field(default=DEFAULT_ACCOUNTS_FILE)
 
     default_timezone: str = "UTC"
-    callee_hours: str | None = "08:00-21:00"  # OUTDIAL_CALLEE_HOURS=off: none
+    # OUTDIAL_CALLEE_HOURS=off: none. Its shape is checked here, so a typo stops every command at
+    # start, naming the variable, rather than rejecting every lead of an import one by one.
+    callee_hours: str | None = Field(default="08:00-21:00", pattern=CALLEE_HOURS_SHAPE)
     default_gap_minutes: int = Field(default=30, ge=0)
     retry_on: list[str] = [Outcome.NO_ANSWER, Outcome.BUSY, Outcome.FAILED]
 

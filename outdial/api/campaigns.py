@@ -165,9 +165,23 @@ def campaign_jobs(
     }
 
 
+EXPORT_EXAMPLE = (
+    "job_id,lead_id,round,to_number,state,outcome,attempts,provider_call_ids,reason,next_due_at,"
+    "state_changed_at,created_at,raw_status,duration_s,recording_url,transcript,summary,name\r\n"
+    "42,17,1,+12125551234,completed,completed,1,call_9f2c,completed,,2026-11-30T14:02:11+00:00,"
+    "2026-11-30T13:58:40+00:00,completed,74,https://recordings.example/42.mp3,,Confirmed Tuesday 10:00,Asha\r\n"
+)
+
+
 @router.get(
     "/{name}/export.csv",
-    responses={**NOT_FOUND, 200: {"content": {"text/csv": {}}, "description": "One row per job."}},
+    responses={
+        **NOT_FOUND,
+        200: {
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": EXPORT_EXAMPLE}},
+            "description": "One row per job: the fixed columns, then the leads' variables.",
+        },
+    },
     response_class=StreamingResponse,
     summary="Export a campaign's jobs as CSV",
 )

@@ -182,7 +182,19 @@ def get_import(
     "/imports/{import_id}/report.csv",
     summary="Download the report of rejected rows",
     response_class=FileResponse,
-    responses={**NO_IMPORT, 200: {"content": {"text/csv": {}}, "description": "One line per rejected row."}},
+    responses={
+        **NO_IMPORT,
+        200: {
+            "content": {
+                "text/csv": {
+                    "schema": {"type": "string"},
+                    "example": "row (the header is row 1),line,phone,reason\r\n"
+                    "7,7,555-0199,phone: not a valid number for region US\r\n",
+                }
+            },
+            "description": "One line per rejected row: its row and line in the file, the phone as given, why.",
+        },
+    },
 )
 def import_report(
     import_id: str = ImportId, ctx: Context = Depends(context), key: Principal = Depends(require_api_key)

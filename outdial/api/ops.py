@@ -100,7 +100,23 @@ def scrape_time_collector(ctx: Context) -> metrics.ScrapeTimeCollector:
     )
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    summary="Prometheus metrics",
+    responses={
+        200: {
+            "content": {
+                "text/plain": {
+                    "schema": {"type": "string"},
+                    "example": "# TYPE outdial_attempts_total counter\n"
+                    'outdial_attempts_total{provider="callkaro",result="accepted"} 1841.0\n',
+                }
+            },
+            "description": "The Prometheus text format, summed over the API's and the workers' processes.",
+        }
+    },
+)
 def prometheus_metrics(ctx: Context = Depends(context)) -> Response:
     """Every outdial metric: the workers' counters (summed over processes) and the scrape-time gauges."""
     counted = CollectorRegistry()

@@ -28,6 +28,8 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     """The line to print and the exit status for ``exc``; None for a bug (its traceback is wanted)."""
     if isinstance(exc, OutdialError):
         return str(exc), 2 if isinstance(exc, InputError | ConfigError) else 1
+    if _is(exc, "pydantic", "ValidationError") and getattr(exc, "title", None) == "Settings":
+        return "; ".join(_setting_problem(error) for error in exc.errors()), 2  # type: ignore[attr-defined]
     if _is(exc, "sqlalchemy.exc", "OperationalError", "InterfaceError"):
         return f"cannot reach the database ({_first_line(getattr(exc, 'orig', None) or exc)}): {DATABASE_FIX}", 1
     if _is(exc, "redis.exceptions", "ConnectionError", "TimeoutError"):
@@ -35,6 +37,17 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     if _is(exc, "kombu.exceptions", "OperationalError"):
         return f"cannot reach the Celery broker ({_first_line(exc)}): {REDIS_FIX}", 1
     return None
+
+
+def _setting_problem(error: dict[str, object]) -> str:
+    """``OUTDIAL_CALLEE_HOURS: 'bad' is not HH:MM-HH:MM, or off``: the variable, what it held, the fix."""
+    from outdial.settings import SETTING_FORMS
+
+    field = "_".join(str(part) for part in error.get("loc", ()))  # type: ignore[attr-defined]
+    given = error.get("input")
+    if error.get("type") == "string_pattern_mismatch" and field in SETTING_FORMS:
+        return f"OUTDIAL_{field.upper()}: {given!r} is not {SETTING_FORMS[field]}"
+    return f"OUTDIAL_{field.upper()}: {error.get('msg')} (got {given!r})"
 
 
 def redis_answers(url: str | None, role: str) -> None:

@@ -242,6 +242,10 @@ def export(
         if out is None:
             job_export.write_csv(conn, found.id, sys.stdout)
             return
-        with out.open("w", newline="", encoding="utf-8") as stream:
+        try:
+            stream = out.open("w", newline="", encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot write {out}: {exc.strerror or exc}", field="--out") from None
+        with stream:
             written = job_export.write_csv(conn, found.id, stream)
     typer.echo(f"{written} jobs written to {out}", err=True)

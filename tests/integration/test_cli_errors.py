@@ -98,3 +98,19 @@ def test_every_command_reads_a_dotenv_file_in_the_current_folder(home: Path) -> 
     # A variable already set wins over the file.
     kept = outdial("doctor", "--json", cwd=home, OUTDIAL_SIM_CALLKARO_API_KEY="")
     assert "OUTDIAL_SIM_CALLKARO_API_KEY" in kept.stdout
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("OUTDIAL_CALLEE_HOURS", "9am-5pm", "OUTDIAL_CALLEE_HOURS: '9am-5pm' is not HH:MM-HH:MM, or off"),
+        ("OUTDIAL_API_PORT", "eighty", "OUTDIAL_API_PORT: Input should be a valid integer"),
+    ],
+)
+def test_a_malformed_setting_stops_the_command_naming_the_variable_and_value(
+    home: Path, variable: str, value: str, said: str
+) -> None:
+    # Before: a bad OUTDIAL_CALLEE_HOURS let an import run and reject every lead, exiting 0.
+    done = outdial("campaign", "list", cwd=home, **{variable: value})
+    assert done.returncode == 2 and said in one_line(done, variable, repr(value) if "HOURS" in variable else value)
+    assert outdial("campaign", "list", cwd=home, OUTDIAL_CALLEE_HOURS="off").returncode == 0

@@ -150,3 +150,10 @@ def test_export_one_row_per_job_with_formulas_neutralised(campaign: int, tmp_pat
     # To standard output as well, byte for byte the same.
     printed = CliRunner().invoke(cli, ["export", "autumn"])
     assert list(csv.DictReader(io.StringIO(printed.stdout))) == rows
+
+
+def test_export_to_a_place_that_cannot_be_written_is_bad_input_naming_it(campaign: int, tmp_path: Path) -> None:
+    for out in (tmp_path / "no-such-folder" / "x.csv", tmp_path):  # a missing folder; a folder itself
+        result = CliRunner().invoke(cli, ["export", "autumn", "--out", str(out)])
+        assert result.exit_code == 2, result.output
+        assert result.stderr.startswith(f"error: --out: cannot write {out}:"), result.stderr

@@ -7,7 +7,9 @@ made up from the bounds (a priority of -100, a gap of 527040 minutes).
 
 from __future__ import annotations
 
+import csv
 import importlib
+import io
 import pkgutil
 import typing
 from collections.abc import Iterator
@@ -192,3 +194,20 @@ def test_the_models_walk_finds_nested_models() -> None:
 
     assert WhyShown in set(models_of(CampaignDetail))
     assert {m.__name__ for m in models_of(list[JobPage] | None)} == {"JobPage", "JobListed", "LatestAttempt"}
+
+
+def test_every_other_answer_has_an_example_and_the_csv_examples_have_the_real_columns(app: FastAPI) -> None:
+    from outdial.services.export import FIXED_COLUMNS
+    from outdial.services.intake.report import REPORT_HEADER
+
+    examples: dict[str, str] = {}
+    for method, path, operation in operations(app):
+        for status, response in operation["responses"].items():
+            for media_type, body in response.get("content", {}).items():
+                if status.startswith("2") and media_type in NOT_JSON:
+                    assert body.get("example"), f"{method} {path} {status} {media_type} has no example"
+                    examples[path] = body["example"]
+    header = {path: next(csv.reader(io.StringIO(text))) for path, text in examples.items() if path.endswith(".csv")}
+    assert header["/campaigns/{name}/export.csv"][: len(FIXED_COLUMNS)] == list(FIXED_COLUMNS)
+    assert header["/imports/{import_id}/report.csv"] == list(REPORT_HEADER)
+    assert "/metrics" in examples
