@@ -128,6 +128,11 @@ def setup_logging() -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    # httpx says "HTTP Request: POST ..." at INFO for every provider request: the dispatch's own
+    # "dialing"/"dialed" lines say it with the job's ids. Its warnings, and DEBUG, still show.
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(quiet)
 
 
 def install_celery_logging() -> None:

@@ -61,3 +61,26 @@ def test_every_extra_in_outdial_goes_through_fields() -> None:
         if (lines := _unguarded_extras(path.read_text()))
     }
     assert found == {}, f"pass extra=logs.fields(...) instead: {found}"
+
+
+@pytest.mark.parametrize(("level", "httpx_level"), [("INFO", logging.WARNING), ("DEBUG", logging.NOTSET)])
+def test_httpx_request_lines_are_left_out_unless_debugging(
+    monkeypatch: pytest.MonkeyPatch, level: str, httpx_level: int
+) -> None:
+    from outdial.logs import setup_logging
+    from outdial.settings import reset_settings
+
+    root = logging.getLogger()
+    kept = (root.handlers[:], root.level, {n: logging.getLogger(n).level for n in ("httpx", "httpcore")})
+    monkeypatch.setenv("OUTDIAL_LOG_LEVEL", level)
+    reset_settings()
+    try:
+        setup_logging()
+        assert logging.getLogger("httpx").level == logging.getLogger("httpcore").level == httpx_level
+        assert logging.getLogger("httpx").isEnabledFor(logging.WARNING)
+        assert logging.getLogger("httpx").isEnabledFor(logging.INFO) == (level == "DEBUG")
+    finally:
+        root.handlers[:], root.level = kept[0], kept[1]
+        for name, was in kept[2].items():
+            logging.getLogger(name).setLevel(was)
+        reset_settings()
