@@ -5,16 +5,21 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 import redis
+import respx
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from sqlalchemy import Engine
 
 from outdial.settings import Settings, reset_settings
 from tests.conftest import delete_redis_keys, redis_keys_of
+
+CALLKARO_URL = "http://callkaro.test/call/outbound"  # the test account ck's (tests/accounts.toml)
 
 
 @pytest.fixture
@@ -65,3 +70,23 @@ def pacing_prefix(redis_url: str) -> Iterator[str]:
     keys = list(client.scan_iter(f"{name}:*"))
     if keys:
         client.delete(*keys)
+
+
+def accepted_call(engine: Engine, settings: Settings, now: datetime, call_id: str = "c1", **fields: Any) -> int:
+    """A job of the test CallKaro account ``ck`` (to +12125551234, New York time unless ``fields``
+    say otherwise), claimed and dispatched at ``now``, whose call ``call_id`` the provider accepted."""
+    from outdial.scheduler.loop import Scheduler
+    from outdial.services.dispatch import Dispatcher
+    from outdial.services.intake.enqueue import CallBody, enqueue_call
+    from outdial.services.providers.accounts import load_accounts
+
+    body = CallBody.model_validate(
+        {"to_number": "+12125551234", "account": "ck", "timezone": "America/New_York", **fields}
+    )
+    job_id = enqueue_call(engine, body, now, settings).job_id
+    Scheduler(engine, settings, lambda _: None).tick(now)
+    with respx.mock:
+        respx.post(CALLKARO_URL).mock(return_value=httpx.Response(200, json={"call_sid": call_id}))
+        dispatcher = Dispatcher(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
+        assert str(dispatcher.dispatch(job_id, now)) == "accepted"
+    return job_id

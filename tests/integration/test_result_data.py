@@ -8,32 +8,21 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
-import respx
 from sqlalchemy import Engine, func, select
 
 from outdial.models import JobEvent, JobState
-from outdial.scheduler.loop import Scheduler
-from outdial.services.dispatch import Dispatcher
-from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.outcomes import Applied, record_event
-from outdial.services.providers.accounts import load_accounts
 from outdial.services.providers.base import CallEvent, Outcome
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from tests.integration.conftest import accepted_call
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
 
-def accepted_call(engine: Engine, settings: Settings) -> int:
+def accepted(engine: Engine, settings: Settings) -> int:
     """A job on the test CallKaro account whose call ``c1`` was accepted."""
-    body = CallBody(to_number="+12125551234", account="ck", timezone="America/New_York", number_of_retries=2)
-    job_id = enqueue_call(engine, body, NOW, settings).job_id
-    Scheduler(engine, settings, lambda _: None).tick(NOW)
-    with respx.mock:
-        respx.post("http://callkaro.test/call/outbound").mock(return_value=httpx.Response(200, json={"call_sid": "c1"}))
-        Dispatcher(engine, settings, load_accounts(settings.accounts_file), httpx.Client()).dispatch(job_id, NOW)
-    return job_id
+    return accepted_call(engine, settings, NOW, number_of_retries=2)
 
 
 def record(engine: Engine, settings: Settings, event: CallEvent, minutes: int) -> Applied:
@@ -46,7 +35,7 @@ def history(engine: Engine, job_id: int) -> int:
 
 
 def test_a_later_event_adds_what_it_knows_and_changes_nothing_else(engine: Engine, settings: Settings) -> None:
-    job_id = accepted_call(engine, settings)
+    job_id = accepted(engine, settings)
     first = CallEvent("c1", "c1:ended", "CLIENT_INITIATED", Outcome.COMPLETED, data={"call_duration": 74})
     assert record(engine, settings, first, 1) == Applied.APPLIED
     moves = history(engine, job_id)
@@ -86,7 +75,7 @@ def test_a_later_event_adds_what_it_knows_and_changes_nothing_else(engine: Engin
 
 
 def test_a_call_settled_without_result_data_takes_it_later(engine: Engine, settings: Settings) -> None:
-    job_id = accepted_call(engine, settings)
+    job_id = accepted(engine, settings)
     assert record(engine, settings, CallEvent("c1", "c1:look-up", "done", Outcome.COMPLETED), 1) == Applied.APPLIED
     webhook = CallEvent("c1", "c1:webhook", "CLIENT_INITIATED", Outcome.COMPLETED, data={"call_duration": 12})
     assert record(engine, settings, webhook, 2) == Applied.DUPLICATE_OUTCOME
@@ -96,7 +85,7 @@ def test_a_call_settled_without_result_data_takes_it_later(engine: Engine, setti
 
 
 def test_nothing_is_added_to_a_call_still_waiting_for_its_outcome(engine: Engine, settings: Settings) -> None:
-    job_id = accepted_call(engine, settings)
+    job_id = accepted(engine, settings)
     with engine.begin() as conn:
         [attempt] = job_store.attempts_of(conn, job_id)
         assert not job_store.add_result_data(conn, attempt.id, {"call_duration": 5})

@@ -33,6 +33,7 @@ from outdial.settings import DEMO_WEBHOOK_SECRET, Profile, Settings
 from outdial.store import jobs as job_store
 from outdial.store import table
 from outdial.worker.intake_tasks import TaskRefused, import_from_kwargs
+from tests.integration.conftest import accepted_call
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)  # 10:00 in New York
 URL = "http://callkaro.test/call/outbound"
@@ -68,14 +69,7 @@ def keyed(settings: Settings, engine: Engine, *scopes: str, name: str = "tests")
 
 def accepted_job(engine: Engine, settings: Settings, call_id: str, **fields: Any) -> int:
     """A job of account ck whose call ``call_id`` the provider accepted."""
-    body = CallBody.model_validate({**BODY, **fields})
-    job_id = enqueue_call(engine, body, NOW, settings).job_id
-    Scheduler(engine, settings, lambda _: None).tick(NOW)
-    with respx.mock:
-        respx.post(URL).mock(return_value=httpx.Response(200, json={"call_sid": call_id}))
-        dispatcher = Dispatcher(engine, settings, load_accounts(settings.accounts_file), httpx.Client())
-        assert str(dispatcher.dispatch(job_id, NOW)) == "accepted"
-    return job_id
+    return accepted_call(engine, settings, NOW, call_id, **fields)
 
 
 def job_state(engine: Engine, job_id: int) -> str:

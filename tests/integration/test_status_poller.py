@@ -13,13 +13,12 @@ from sqlalchemy import Engine
 from outdial.scheduler.loop import Scheduler
 from outdial.scheduler.poller import StatusPoller
 from outdial.services import providers
-from outdial.services.dispatch import Dispatcher
-from outdial.services.intake.enqueue import CallBody, enqueue_call
 from outdial.services.providers.accounts import Account, load_accounts
 from outdial.services.providers.base import CallEvent, Outcome
 from outdial.services.providers.callkaro import CallKaro
 from outdial.settings import Settings
 from outdial.store import jobs as job_store
+from tests.integration.conftest import accepted_call
 
 NOW = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
 
@@ -49,13 +48,7 @@ def lookup_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Sett
 
 
 def accepted_job(engine: Engine, settings: Settings, retries: int = 0) -> int:
-    body = CallBody(to_number="+12125551234", account="ck", timezone="America/New_York", number_of_retries=retries)
-    job_id = enqueue_call(engine, body, NOW, settings).job_id
-    Scheduler(engine, settings, lambda _: None).tick(NOW)
-    with respx.mock:
-        respx.post("http://callkaro.test/call/outbound").mock(return_value=httpx.Response(200, json={"call_sid": "c1"}))
-        Dispatcher(engine, settings, load_accounts(settings.accounts_file), httpx.Client()).dispatch(job_id, NOW)
-    return job_id
+    return accepted_call(engine, settings, NOW, number_of_retries=retries)
 
 
 def poller(engine: Engine, settings: Settings) -> StatusPoller:
