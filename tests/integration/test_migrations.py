@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,13 +9,13 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, inspect, text
+from sqlalchemy import Engine, inspect, text
 
 from outdial.models import Base
 from outdial.store import campaigns as campaign_store
 from outdial.store import imports as import_store
 from outdial.store.db import alembic_config, make_engine
-from tests.conftest import PG_ADMIN_URL, _unavailable
+from tests.conftest import scratch_pg_database
 
 
 def test_migrated_schema_matches_the_models(engine: Engine) -> None:
@@ -32,17 +31,8 @@ def unmigrated_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'unmigrated.db'}"
         return
-    name = f"outdial_migration_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:
-        _unavailable("PostgreSQL", exc)
-    yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database("outdial_migration") as url:
+        yield url
 
 
 def test_0009_gives_imports_already_there_no_sends_and_goes_back(unmigrated_url: str) -> None:
