@@ -106,6 +106,8 @@ def test_an_import_lost_every_time_ends_failed_with_the_reason_and_its_file_remo
 
 
 def test_a_running_import_is_sent_again_only_once_its_heartbeat_is_stale(engine: Engine, settings: Settings) -> None:
+    # A send lease shorter than the stale age (the defaults are equal), so the ticks tell them apart.
+    settings = settings.model_copy(update={"import_stale_s": 300.0, "import_queued_lease_s": 120.0})
     upload = queued_upload(engine, settings)
     sent: list[uploads.Upload] = []
     scheduler = Scheduler(engine, settings, lambda _: None, send_import=sent.append)
