@@ -85,7 +85,15 @@ OUTCOMES = Counter(
     ["provider", "outcome"],
 )
 
+LEASE_UNKNOWNS = Counter(
+    "outdial_lease_unknowns",
+    "Jobs the scheduler's leases ended unknown: a worker lost during the request (dialing), or an "
+    "accepted call whose outcome never came (accepted). Each may have rung; none is redialled blindly.",
+    ["stage"],
+)
+
 DIAL_RESULTS = ("accepted", "retry_safe", "unknown", "rejected")
+LEASE_STAGES = ("dialing", "accepted")
 CALL_OUTCOMES = ("completed", "no_answer", "busy", "voicemail", "failed")
 BREAKER_SCOPES = ("account", "campaign")
 
@@ -103,6 +111,8 @@ def initialise(providers: Iterable[str], accounts: Iterable[str]) -> None:
         PACING_WAITS.labels(account)
     for scope in BREAKER_SCOPES:
         BREAKER_TRIPS.labels(scope)
+    for stage in LEASE_STAGES:
+        LEASE_UNKNOWNS.labels(stage)
 
 
 def observe_dial(
@@ -113,6 +123,11 @@ def observe_dial(
     PROVIDER_LATENCY.labels(provider).observe(latency_ms / 1000)
     if due_at is not None:
         DISPATCH_LATENESS.labels(provider).observe(max(0.0, (requested_at - due_at).total_seconds()))
+
+
+def observe_lease_unknowns(stage: str, jobs: int) -> None:
+    if jobs:
+        LEASE_UNKNOWNS.labels(stage).inc(jobs)
 
 
 def observe_pacing_wait(account: str) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from redis.exceptions import RedisError
 from sqlalchemy import Connection, Engine
 
-from outdial import logs
+from outdial import logs, metrics
 from outdial.models import JobState
 from outdial.scheduler.leader import Leadership
 from outdial.scheduler.poller import StatusPoller
@@ -241,16 +241,22 @@ class Scheduler:
             )
             resend = [j for j in stale_queued if job_store.resend(conn, j.id, j.state_changed_at, now)]
             # In ``dialing`` the request may have left: never redial blindly.
-            for job in job_store.stale_jobs(
-                conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
-            ):
-                if job_store.mark_unknown(conn, job.id, JobState.DIALING, now, "worker lost during the request"):
-                    report.lost += 1
-            for job in job_store.stale_jobs(
-                conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
-            ):
-                if job_store.mark_unknown(conn, job.id, JobState.ACCEPTED, now, "no outcome reported in time"):
-                    report.lost += 1
+            lost_dialing = sum(
+                job_store.mark_unknown(conn, job.id, JobState.DIALING, now, "worker lost during the request")
+                for job in job_store.stale_jobs(
+                    conn, JobState.DIALING, now - timedelta(seconds=s.dialing_lease_s), s.scheduler_batch
+                )
+            )
+            lost_accepted = sum(
+                job_store.mark_unknown(conn, job.id, JobState.ACCEPTED, now, "no outcome reported in time")
+                for job in job_store.stale_jobs(
+                    conn, JobState.ACCEPTED, now - timedelta(seconds=s.accepted_lease_s), s.scheduler_batch
+                )
+            )
+        # Counted once committed: OutdialUnknownRateHigh adds them to the requests that ended unknown.
+        metrics.observe_lease_unknowns("dialing", lost_dialing)
+        metrics.observe_lease_unknowns("accepted", lost_accepted)
+        report.lost += lost_dialing + lost_accepted
         for job in resend:
             self.send_job(ClaimedJob.of(job))
             report.resent += 1

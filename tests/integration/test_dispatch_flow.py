@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 import respx
+from prometheus_client import REGISTRY
 from sqlalchemy import Engine
 
 from outdial.scheduler.loop import Scheduler
@@ -190,8 +191,17 @@ def test_worker_lost_mid_request_goes_to_unknown_not_redialled(engine: Engine, s
         assert job_store.begin_dial(conn, job, "callkaro", NOW) is not None  # then the worker dies
     later = NOW + timedelta(seconds=settings.dialing_lease_s + 1)
     sent: list[int] = []
+    counted = lease_unknowns("dialing")
     Scheduler(engine, settings, sent.append).tick(later)
     assert sent == [] and state(engine, job_id) == "unknown"
+    # Counted for OutdialUnknownRateHigh, once: the next tick finds nothing more to move.
+    assert lease_unknowns("dialing") == counted + 1
+    Scheduler(engine, settings, sent.append).tick(later + timedelta(seconds=1))
+    assert lease_unknowns("dialing") == counted + 1
+
+
+def lease_unknowns(stage: str) -> float:
+    return REGISTRY.get_sample_value("outdial_lease_unknowns_total", {"stage": stage}) or 0.0
 
 
 def test_do_not_call_at_dial_time(engine: Engine, settings: Settings) -> None:
