@@ -8,6 +8,8 @@ this costs ``outdial --help`` nothing.
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 from outdial.errors import ConfigError, InputError, OutdialError
 
@@ -39,11 +41,11 @@ def explain(exc: BaseException) -> tuple[str, int] | None:
     return None
 
 
-def _setting_problem(error: dict[str, object]) -> str:
+def _setting_problem(error: Mapping[str, Any]) -> str:
     """``OUTDIAL_CALLEE_HOURS: 'bad' is not HH:MM-HH:MM, or off``: the variable, what it held, the fix."""
     from outdial.settings import SETTING_FORMS
 
-    field = "_".join(str(part) for part in error.get("loc", ()))  # type: ignore[attr-defined]
+    field = "_".join(str(part) for part in error.get("loc", ()))
     given = error.get("input")
     if error.get("type") == "string_pattern_mismatch" and field in SETTING_FORMS:
         return f"OUTDIAL_{field.upper()}: {given!r} is not {SETTING_FORMS[field]}"

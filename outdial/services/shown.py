@@ -10,7 +10,7 @@ must not be on screen. These functions make the strings shown instead.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 # Of a number, this many trailing digits are shown: enough to tell calls apart, not to dial.
@@ -38,20 +38,25 @@ def dispatch_repr(job_id: int, campaign: str | None, account: str, attempt: int,
 
 def enqueue_kwargsrepr(kwargs: Mapping[str, Any]) -> str:
     """The keyword line of an ``enqueue_call``: its plain fields, the number masked, the rest only named."""
-    parts = [f"to={masked(kwargs.get('to_number'))}"]
-    parts += [f"{name}={kwargs[name]!s:.60}" for name in _SHOWN_FIELDS if kwargs.get(name) is not None]
-    hidden = sorted(k for k in kwargs if k != "to_number" and k not in _SHOWN_FIELDS)
-    if hidden:
-        parts.append(f"(not shown: {', '.join(hidden)})")
-    return " ".join(parts)
+    return _keywords_line(kwargs, _SHOWN_FIELDS, {"to_number": f"to={masked(kwargs.get('to_number'))}"}, first=True)
 
 
 def import_kwargsrepr(kwargs: Mapping[str, Any]) -> str:
     """The keyword line of an ``import_leads``: the campaign and options, a ``csv`` by its size only."""
-    parts = [f"{name}={kwargs[name]!s:.60}" for name in _SHOWN_IMPORT_FIELDS if kwargs.get(name) is not None]
-    if isinstance(kwargs.get("csv"), str):
-        parts.append(f"csv=<{len(kwargs['csv'].encode('utf-8', 'replace'))} bytes>")
-    hidden = sorted(k for k in kwargs if k != "csv" and k not in _SHOWN_IMPORT_FIELDS)
+    inline = kwargs.get("csv")
+    size = f"csv=<{len(inline.encode('utf-8', 'replace'))} bytes>" if isinstance(inline, str) else None
+    return _keywords_line(kwargs, _SHOWN_IMPORT_FIELDS, {"csv": size})
+
+
+def _keywords_line(
+    kwargs: Mapping[str, Any], plain: Sequence[str], told: Mapping[str, str | None], *, first: bool = False
+) -> str:
+    """``plain`` fields as they are (60 characters at most), the ``told`` ones as given (before the
+    plain ones when ``first``), and every other key by its name only."""
+    shown = [f"{name}={kwargs[name]!s:.60}" for name in plain if kwargs.get(name) is not None]
+    special = [text for text in told.values() if text is not None]
+    parts = special + shown if first else shown + special
+    hidden = sorted(k for k in kwargs if k not in told and k not in plain)
     if hidden:
         parts.append(f"(not shown: {', '.join(hidden)})")
     return " ".join(parts)
